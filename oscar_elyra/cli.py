@@ -1,0 +1,74 @@
+"""The ``oscar-elyra`` command line (click).
+
+Exit codes: 0 ok, 1 remote failure, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from oscar_elyra import __version__
+from oscar_elyra.commands._common import CliState
+from oscar_elyra.errors import OscarError
+
+
+class _Main(click.Group):
+    """Maps library errors to one clear line and the documented exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OscarError as exc:
+            from oscar_elyra.auth import redact
+
+            click.echo(f"Error: {redact(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except FileNotFoundError as exc:
+            click.echo(f"Error: file not found: {exc.filename or exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="oscar-elyra")
+@click.option("--cluster", metavar="ID", help="Cluster id from ~/.oscar-cli/config.yaml.")
+@click.option("--endpoint", metavar="URL", help="OSCAR endpoint (overrides OSCAR_ENDPOINT).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None:
+    """Compose and run AI inference pipelines on OSCAR clusters."""
+    from oscar_elyra.auth import install_log_redaction
+
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    ctx.obj = CliState(cluster=cluster, endpoint=endpoint, json=as_json, quiet=quiet)
+
+
+def _register() -> None:
+    """Attach each area's commands; an area whose module is missing is skipped."""
+    from importlib import import_module
+
+    for module, names in [
+        ("oscar_elyra.commands.local", ["local"]),
+        ("oscar_elyra.commands.cluster", ["cluster", "services", "logs"]),
+        ("oscar_elyra.commands.data", ["job", "map", "put", "get", "ls"]),
+        ("oscar_elyra.commands.catalog", ["catalog"]),
+        ("oscar_elyra.commands.pipeline", ["validate", "describe"]),
+        ("oscar_elyra.commands.run", ["run"]),
+    ]:
+        try:
+            mod = import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        for name in names:
+            main.add_command(getattr(mod, name))
+
+
+_register()

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``oscar-elyra`` CLI, one module per area."""
