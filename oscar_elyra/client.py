@@ -1,0 +1,503 @@
+"""``OscarClient``: the OSCAR REST API (v3.6.4+ and v4.x) on a ``requests.Session``.
+
+* Idempotent calls (GET, PUT, DELETE, HEAD) are retried with exponential backoff on
+  connection errors and 502/503/504 through urllib3's ``Retry``. ``POST`` (service
+  creation, ``/run``, ``/job``) is never retried once the request may have reached the
+  server; only a connection that could not be opened at all is retried.
+* Timeouts are ``(connect, read)`` seconds.
+* Errors are typed (:mod:`oscar_elyra.errors`) and name the cluster, endpoint and
+  service; bodies are shortened and redacted.
+* ``/run`` and ``/job`` use the cluster's OIDC token when configured, else the
+  service's own token, read once from its definition and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from oscar_elyra.auth import BearerAuth, NoAuth, make_auth, redact, register_secret, uses_oidc
+from oscar_elyra.config import ClusterConfig, resolve_cluster
+from oscar_elyra.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    OscarError,
+    ServiceError,
+    TimeoutError,
+)
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+BODY_EXCERPT = 500
+
+Body = bytes | str | IO[bytes] | Iterable[bytes] | None
+
+
+def _q(name: str) -> str:
+    return quote(str(name), safe="")
+
+
+class OscarClient:
+    """Client of one OSCAR cluster.
+
+    ``config`` defaults to :func:`~oscar_elyra.config.resolve_cluster()`. ``timeout`` is
+    ``(connect, read)`` seconds (or one number for both); ``retries`` the number of
+    automatic retries of idempotent calls; ``backoff_factor`` the urllib3 backoff base.
+    Clients hold credentials and cannot be pickled; build one per process.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        timeout: float | tuple[float, float] = (10, 300),
+        retries: int = 3,
+        backoff_factor: float = 0.5,
+        pool_maxsize: int = 16,
+    ) -> None:
+        self.cluster: ClusterConfig = config if config is not None else resolve_cluster()
+        self.endpoint: str = self.cluster.endpoint
+        self.timeout = timeout
+        self.retries = retries
+        self._auth = make_auth(self.cluster)
+        self._oidc = uses_oidc(self.cluster)
+        self._tokens: dict[str, str] = {}
+        self._tokens_lock = threading.Lock()
+        self._session = requests.Session()
+        self._session.verify = self.cluster.ssl_verify
+        self._session.auth = self._auth
+        self._session.headers["User-Agent"] = "oscar-elyra"
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            backoff_factor=backoff_factor,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=IDEMPOTENT_METHODS,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_maxsize)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        if not self.cluster.ssl_verify and self.endpoint.startswith("https://"):
+            log.warning(
+                "TLS verification is off for cluster '%s' (%s)",
+                self.cluster.cluster_id, self.endpoint,
+            )
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def cluster_id(self) -> str:
+        """Id of the cluster (oscar-cli id, ``local``, or the endpoint's host)."""
+        return self.cluster.cluster_id
+
+    def __repr__(self) -> str:
+        return f"OscarClient(cluster={self.cluster_id!r}, endpoint={self.endpoint!r})"
+
+    def __reduce__(self):
+        raise TypeError(
+            "OscarClient holds credentials and cannot be pickled; "
+            "build a new client in the other process (resolve_cluster())"
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> OscarClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _where(self) -> str:
+        return f"cluster '{self.cluster_id}' ({self.endpoint})"
+
+    def _timeout(self, timeout: float | tuple[float, float] | None) -> Any:
+        if timeout is None:
+            return self.timeout
+        if isinstance(timeout, (int, float)):
+            connect = self.timeout[0] if isinstance(self.timeout, tuple) else self.timeout
+            return (min(connect, timeout), timeout)
+        return timeout
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        service: str | None = None,
+        job: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request; map transport failures and HTTP errors to typed exceptions."""
+        url = self.endpoint + path
+        t = self._timeout(timeout)
+        try:
+            resp = self._session.request(method, url, timeout=t, **kwargs)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
+            raise self._timeout_error(what, path, t, exc) from None
+        except requests.exceptions.SSLError as exc:
+            raise ServiceError(
+                f"{self._where()}: TLS error during {what}: {redact(_reason(exc))}; "
+                "fix the certificate, or set OSCAR_SSL_VERIFY=false only for a cluster you trust"
+            ) from None
+        except requests.ConnectionError as exc:
+            reason = _reason(exc)
+            if "timed out" in reason.lower() or "timeout" in type(
+                getattr(exc.args[0] if exc.args else None, "reason", None)
+            ).__name__.lower():
+                raise self._timeout_error(what, path, t, exc) from None
+            raise ServiceError(
+                f"{self._where()}: cannot reach the cluster for {what} ({method} {path}): "
+                f"{redact(reason)}"
+            ) from None
+        except requests.RequestException as exc:
+            raise ServiceError(f"{self._where()}: {what} failed: {redact(_reason(exc))}") from None
+        if resp.status_code >= 400:
+            raise self._http_error(resp, what=what, service=service, job=job)
+        return resp
+
+    def _timeout_error(self, what: str, path: str, t: Any, exc: Exception) -> TimeoutError:
+        secs = t[1] if isinstance(t, tuple) else t
+        return TimeoutError(
+            f"{self._where()}: {what} timed out ({path}, timeout {secs:g} s); "
+            "the cluster is slow or unreachable — retry or raise the timeout"
+        )
+
+    def _http_error(
+        self,
+        resp: requests.Response,
+        *,
+        what: str,
+        service: str | None = None,
+        job: str | None = None,
+    ) -> OscarError:
+        status = resp.status_code
+        try:
+            raw = next(resp.iter_content(4096), b"")
+            body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        except Exception:  # the body is only a hint
+            body = ""
+        finally:
+            resp.close()
+        body = redact(body.strip())
+        excerpt = body[:BODY_EXCERPT] + ("…" if len(body) > BODY_EXCERPT else "")
+        subject = f"service '{service}'" if service else what
+        if job:
+            subject = f"job '{job}' of service '{service}'"
+        where = self._where()
+        if status in (401, 403):
+            hint = (
+                "check the OIDC token" if self._oidc else "check OSCAR_USER/OSCAR_PASSWORD"
+            )
+            if service and what.startswith("invoking"):
+                hint = "the service token was refused; the service may have been re-created"
+            return AuthError(f"{where}: {what} refused for {subject} ({status}): {hint}")
+        if status == 404:
+            return NotFoundError(f"{where}: {subject} not found ({status})")
+        if status == 409 or (status == 400 and "already exist" in body.lower()):
+            return ConflictError(f"{where}: {subject} already exists ({status})")
+        tail = f": {excerpt}" if excerpt else ""
+        return ServiceError(
+            f"{where}: {what} failed for {subject} ({status}){tail}", status=status, body=excerpt
+        )
+
+    def _json(self, resp: requests.Response, what: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise ServiceError(
+                f"{self._where()}: {what} returned non-JSON ({resp.status_code}): "
+                f"{redact(resp.text[:200])}",
+                status=resp.status_code,
+            ) from None
+
+    # ------------------------------------------------------------------ system
+
+    def health(self, timeout: float = 5) -> bool:
+        """True when ``/health`` answers 200; False on any error (never raises)."""
+        try:
+            resp = self._session.get(self.endpoint + "/health", timeout=timeout, auth=NoAuth())
+            return resp.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def info(self) -> dict:
+        """``GET /system/info``: version, Kubernetes version, serverless backend."""
+        return self._json(self._request("GET", "/system/info", what="reading info"), "info")
+
+    def config(self) -> dict:
+        """``GET /system/config``: cluster configuration and the caller's MinIO credentials."""
+        data = self._json(
+            self._request("GET", "/system/config", what="reading config"), "config"
+        )
+        self._register_minio(data)
+        return data
+
+    def status(self) -> dict:
+        """``GET /system/status``: cluster, OSCAR and MinIO status."""
+        return self._json(self._request("GET", "/system/status", what="reading status"), "status")
+
+    @staticmethod
+    def _register_minio(data: Any) -> None:
+        if isinstance(data, dict):
+            for provider in (data.get("minio_provider"), (data.get("config") or {}).get(
+                "minio_provider") if isinstance(data.get("config"), dict) else None):
+                if isinstance(provider, dict):
+                    register_secret(provider.get("secret_key"))
+
+    def minio_provider(self) -> dict:
+        """The caller's MinIO settings: endpoint, access_key, secret_key, region, verify.
+
+        Read from ``/system/config`` (top level in v4, under ``config`` in older versions).
+        """
+        data = self.config()
+        provider = data.get("minio_provider")
+        if not isinstance(provider, dict) and isinstance(data.get("config"), dict):
+            provider = data["config"].get("minio_provider")
+        if not isinstance(provider, dict) or not provider.get("endpoint"):
+            raise ServiceError(f"{self._where()}: /system/config has no minio_provider")
+        register_secret(provider.get("secret_key"))
+        return {
+            "endpoint": provider.get("endpoint"),
+            "access_key": provider.get("access_key"),
+            "secret_key": provider.get("secret_key"),
+            "region": provider.get("region") or "us-east-1",
+            "verify": provider.get("verify", True),
+        }
+
+    # ------------------------------------------------------------------ services
+
+    def _remember_token(self, svc: Any) -> None:
+        if isinstance(svc, dict) and isinstance(svc.get("token"), str):
+            register_secret(svc["token"])
+
+    def list_services(self) -> list[dict]:
+        """``GET /system/services``: every service definition."""
+        data = self._json(
+            self._request("GET", "/system/services", what="listing services"), "services"
+        )
+        services = data if isinstance(data, list) else []
+        for svc in services:
+            self._remember_token(svc)
+        return services
+
+    def get_service(self, name: str) -> dict:
+        """``GET /system/services/{name}``: one service definition (NotFoundError if absent)."""
+        resp = self._request(
+            "GET", f"/system/services/{_q(name)}", what="reading service", service=name
+        )
+        svc = self._json(resp, f"service '{name}'")
+        self._remember_token(svc)
+        return svc
+
+    @staticmethod
+    def _prepare(svc: dict) -> dict:
+        from oscar_elyra.fdl import validate_service
+
+        clean = {k: v for k, v in svc.items() if not str(k).startswith("_")}
+        return validate_service(clean)
+
+    def create_service(self, svc: dict) -> None:
+        """``POST /system/services`` (validated first; ConflictError if it exists)."""
+        svc = self._prepare(svc)
+        self._request(
+            "POST", "/system/services", what="creating service", service=svc.get("name"),
+            json=svc,
+        ).close()
+
+    def update_service(self, svc: dict) -> None:
+        """``PUT /system/services`` (validated first; NotFoundError if it does not exist)."""
+        svc = self._prepare(svc)
+        self._request(
+            "PUT", "/system/services", what="updating service", service=svc.get("name"),
+            json=svc,
+        ).close()
+        self._forget_token(svc.get("name"))
+
+    def apply_service(self, svc: dict) -> str:
+        """Create ``svc``, or update it if it exists; returns ``"created"`` or ``"updated"``."""
+        svc = self._prepare(svc)
+        name = svc["name"]
+        try:
+            self.get_service(name)
+        except NotFoundError:
+            try:
+                self.create_service(svc)
+                return "created"
+            except ConflictError:  # created concurrently: fall through to update
+                pass
+        self.update_service(svc)
+        return "updated"
+
+    def delete_service(self, name: str) -> None:
+        """``DELETE /system/services/{name}`` (NotFoundError if absent)."""
+        self._request(
+            "DELETE", f"/system/services/{_q(name)}", what="deleting service", service=name
+        ).close()
+        self._forget_token(name)
+
+    def apply_fdl(self, path: str | Path) -> list[tuple[str, str]]:
+        """Create or update every service of an FDL file; ``[(name, "created"|"updated")]``.
+
+        Every service is validated before the first one is sent.
+        """
+        from oscar_elyra.fdl import load_fdl
+
+        services = [self._prepare(s) for s in load_fdl(path)]
+        return [(svc["name"], self.apply_service(svc)) for svc in services]
+
+    # ------------------------------------------------------------------ jobs / logs
+
+    def list_jobs(self, service: str) -> dict[str, dict]:
+        """Every job of ``service`` (name -> {status, creation_time, start_time, finish_time}).
+
+        Follows ``next_page`` through all pages (OSCAR >= 3.6.4); also accepts the older
+        bare ``{job: info}`` map.
+        """
+        jobs: dict[str, dict] = {}
+        page: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = {"page": page} if page else None
+            resp = self._request(
+                "GET", f"/system/logs/{_q(service)}", what="listing jobs", service=service,
+                params=params,
+            )
+            data = self._json(resp, f"jobs of service '{service}'")
+            if not isinstance(data, dict):
+                raise ServiceError(
+                    f"{self._where()}: unexpected job list for service '{service}': "
+                    f"{type(data).__name__}"
+                )
+            if isinstance(data.get("jobs"), dict) and set(data) <= {
+                "jobs", "next_page", "remaining_jobs",
+            }:
+                jobs.update(data["jobs"] or {})
+                page = data.get("next_page") or None
+                if not page:
+                    return jobs
+                if page in seen:
+                    raise ServiceError(
+                        f"{self._where()}: job list of service '{service}' repeats page {page!r}"
+                    )
+                seen.add(page)
+            else:
+                jobs.update({k: v for k, v in data.items() if isinstance(v, dict)})
+                return jobs
+
+    def get_job_log(self, service: str, job: str, *, timestamps: bool = False) -> str:
+        """The log of one job (secrets redacted)."""
+        resp = self._request(
+            "GET", f"/system/logs/{_q(service)}/{_q(job)}", what="reading job log",
+            service=service, job=job, params={"timestamps": "true"} if timestamps else None,
+        )
+        return redact(resp.text)
+
+    def delete_job(self, service: str, job: str) -> None:
+        """Delete one job and its log."""
+        self._request(
+            "DELETE", f"/system/logs/{_q(service)}/{_q(job)}", what="deleting job",
+            service=service, job=job,
+        ).close()
+
+    def delete_jobs(self, service: str, *, all: bool = False) -> None:  # noqa: A002
+        """Delete the succeeded jobs of ``service``; with ``all=True`` every job."""
+        self._request(
+            "DELETE", f"/system/logs/{_q(service)}", what="deleting jobs", service=service,
+            params={"all": "true" if all else "false"},
+        ).close()
+
+    # ------------------------------------------------------------------ invocation
+
+    def service_token(self, name: str) -> str:
+        """The service's own token (from its definition; fetched once, then cached)."""
+        with self._tokens_lock:
+            token = self._tokens.get(name)
+        if token:
+            return token
+        svc = self.get_service(name)
+        token = svc.get("token") if isinstance(svc, dict) else None
+        if not token:
+            raise AuthError(
+                f"{self._where()}: service '{name}' has no token in its definition; "
+                "configure an OIDC token (OSCAR_TOKEN) to invoke it"
+            )
+        register_secret(token)
+        with self._tokens_lock:
+            self._tokens[name] = token
+        return token
+
+    def _forget_token(self, name: str | None) -> None:
+        with self._tokens_lock:
+            self._tokens.pop(name or "", None)
+
+    def _invoke_auth(self, name: str) -> Any:
+        if self._oidc:
+            return self._auth
+        return BearerAuth(self.service_token(name), what="service token")
+
+    def post_run(
+        self,
+        name: str,
+        body: Body,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """``POST /run/{name}``: sync invocation; returns the streamed response (close it).
+
+        ``body`` is bytes, str, a binary file object or an iterable of byte chunks
+        (streamed with chunked encoding). Never retried. Typed errors on status >= 400.
+        """
+        auth = self._invoke_auth(name)
+        try:
+            return self._request(
+                "POST", f"/run/{_q(name)}", what="invoking", service=name, data=body,
+                auth=auth, stream=True, timeout=timeout, headers=headers,
+            )
+        except AuthError:
+            self._forget_token(name)  # re-read the token next time (service re-created?)
+            raise
+
+    def post_job(
+        self, name: str, body: Body, *, headers: dict[str, str] | None = None
+    ) -> None:
+        """``POST /job/{name}``: async invocation (OSCAR answers 201 without a job id)."""
+        auth = self._invoke_auth(name)
+        try:
+            self._request(
+                "POST", f"/job/{_q(name)}", what="invoking asynchronously", service=name,
+                data=body, auth=auth, headers=headers,
+            ).close()
+        except AuthError:
+            self._forget_token(name)
+            raise
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for a transport error (the innermost urllib3 reason when there is one)."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None)
+    text = str(reason if reason is not None else (inner if inner is not None else exc))
+    return text.split("\n")[0][:300]
