@@ -24,9 +24,11 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     if not rows:
         return "(none)"
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join(line(r) for r in [header, *rows])
 
 
 def _paths(svc: dict, key: str) -> str:
