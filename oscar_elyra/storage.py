@@ -1,0 +1,941 @@
+"""Object storage on minio-py: streaming, parallel, checksummed transfers.
+
+URIs: ``s3://bucket/key``, OSCAR-style ``minio.default:bucket/key`` or
+``minio:bucket/key``, and plain ``bucket/key``.
+
+Integrity: every upload stores the content's sha256 as object metadata
+(``x-amz-meta-sha256``); downloads check the size and, when present, the
+sha256, and write to a temporary name that is renamed only once complete.
+Memory is bounded by the part size times the number of parallel transfers,
+never by the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING, Any
+
+from oscar_elyra.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    StorageError,
+    UnsafePathError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from oscar_elyra.client import OscarClient
+
+__all__ = ["ObjectInfo", "ObjectStore", "parse_uri", "safe_join", "format_uri"]
+
+MiB = 1024 * 1024
+#: metadata key holding the hex sha256 of the content
+SHA256_META = "sha256"
+_CHUNK = 1 * MiB
+_URI_RE = re.compile(r"^(?:minio|s3)(?:\.[A-Za-z0-9_.-]+)?:(?!//)(.*)$")
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+# --------------------------------------------------------------------------- URIs and paths
+
+
+def parse_uri(uri: str, default_bucket: str | None = None) -> tuple[str, str]:
+    """Split ``uri`` into ``(bucket, key)``.
+
+    Accepts ``s3://bucket/key``, ``minio.default:bucket/key``, ``minio:bucket/key``
+    and ``bucket/key``. The key may be empty (a whole bucket). A bare name without
+    ``/`` is a bucket, unless ``default_bucket`` is given: then it is a key in it.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValidationError("empty object URI: give s3://bucket/key or bucket/key")
+    text = uri.strip()
+    explicit_bucket = False
+    if text.startswith("s3://"):
+        text = text[5:]
+        explicit_bucket = True
+    else:
+        m = _URI_RE.match(text)
+        if m:
+            text = m.group(1)
+            explicit_bucket = True
+        elif "://" in text:
+            raise ValidationError(
+                f"unsupported object URI {uri!r}: use s3://bucket/key, minio.default:bucket/key"
+                " or bucket/key"
+            )
+    text = text.lstrip("/")
+    if "/" in text:
+        bucket, key = text.split("/", 1)
+    elif default_bucket and not explicit_bucket:
+        bucket, key = default_bucket, text
+    else:
+        bucket, key = text, ""
+    if not _BUCKET_RE.match(bucket or ""):
+        raise ValidationError(
+            f"invalid bucket name {bucket!r} in {uri!r}: use letters, digits, '.', '-' (3-63 chars)"
+        )
+    if "\x00" in key:
+        raise ValidationError(f"invalid object key in {uri!r}: NUL character")
+    return bucket, key
+
+
+def format_uri(bucket: str, key: str = "") -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key}"
+
+
+def safe_join(root: str | os.PathLike[str], relative: str) -> Path:
+    """``root / relative``, refusing anything that could land outside ``root``.
+
+    Raises :class:`UnsafePathError` for absolute paths, drive letters, ``..``
+    components, empty names and NUL characters (S3 keys, zip members).
+    """
+    rel = str(relative)
+    if not rel or "\x00" in rel:
+        raise UnsafePathError(f"refusing empty or NUL-containing name {relative!r}")
+    norm = rel.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise UnsafePathError(
+            f"refusing absolute path {relative!r}: keys and archive members must be relative"
+        )
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise UnsafePathError(
+            f"refusing unsafe name {relative!r}: it would write outside {str(root)!r}"
+        )
+    base = Path(root).resolve()
+    target = base.joinpath(*parts)
+    resolved = target.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise UnsafePathError(
+            f"refusing {relative!r}: it resolves outside {str(root)!r} (symlink?)"
+        )
+    return target
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What is known about a stored object."""
+
+    uri: str
+    bucket: str
+    key: str
+    size: int | None = None
+    sha256: str | None = None
+    etag: str | None = None
+    content_type: str | None = None
+    last_modified: datetime | None = None
+    is_dir: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (datetime as ISO text)."""
+        d = asdict(self)
+        if self.last_modified is not None:
+            d["last_modified"] = self.last_modified.isoformat()
+        return d
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary stream; reports bytes read to ``on_read`` and hashes them optionally."""
+
+    def __init__(self, raw: IO[bytes], on_read: Callable[[int], None] | None, hasher=None):
+        self._raw = raw
+        self._on_read = on_read
+        self._hasher = hasher
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if data:
+            if not isinstance(data, bytes):
+                data = bytes(data)
+            self.count += len(data)
+            if self._hasher is not None:
+                self._hasher.update(data)
+            if self._on_read is not None:
+                self._on_read(len(data))
+        return data
+
+
+def _file_sha256(path: str | os.PathLike[str], on_read: Callable[[int], None] | None = None) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(4 * MiB)
+        view = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            if on_read:
+                on_read(n)
+    return h.hexdigest()
+
+
+def _meta_get(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    wanted = name.lower()
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk == wanted or lk == "x-amz-meta-" + wanted:
+            return v
+    return None
+
+
+def _mkstemp_near(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    return Path(tmp)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class ObjectStore:
+    """An S3/MinIO object store.
+
+    ``endpoint`` is ``http(s)://host:port`` or ``host:port`` (``secure`` then
+    defaults to True). ``verify`` is False, True or a CA bundle path.
+    ``progress``: None automatic, False never, True always. ``workers`` bounds
+    parallel parts and parallel files; ``part_size`` is the multipart chunk.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str | None,
+        secret_key: str | None,
+        *,
+        secure: bool | None = None,
+        region: str | None = None,
+        verify: bool | str = True,
+        progress: bool | None = None,
+        workers: int = 8,
+        part_size: int = 8 * MiB,
+        session_token: str | None = None,
+    ) -> None:
+        from oscar_elyra.auth import register_secret
+
+        register_secret(secret_key)
+        register_secret(session_token)
+        if not endpoint or not isinstance(endpoint, str):
+            raise ValidationError("S3 endpoint is empty: give http(s)://host:port")
+        ep = endpoint.strip().rstrip("/")
+        scheme_secure: bool | None = None
+        if ep.startswith("https://"):
+            scheme_secure, ep = True, ep[8:]
+        elif ep.startswith("http://"):
+            scheme_secure, ep = False, ep[7:]
+        if "/" in ep:
+            raise ValidationError(
+                f"S3 endpoint {endpoint!r} must be scheme://host[:port] without a path"
+            )
+        if secure is None:
+            secure = True if scheme_secure is None else scheme_secure
+        if workers < 1:
+            raise ValidationError("workers must be >= 1")
+        if part_size < 5 * MiB:
+            raise ValidationError("part_size must be >= 5 MiB (S3 multipart minimum)")
+        self.secure = bool(secure)
+        self.endpoint = ("https://" if self.secure else "http://") + ep
+        self.region = region
+        self.verify = verify
+        self.progress = progress
+        self.workers = int(workers)
+        self.part_size = int(part_size)
+        self._host = ep
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._session_token = session_token
+        self._local = threading.local()
+        self._mc = self._make_client()
+
+    # ---------------------------------------------------------------- construction
+
+    def _make_client(self):
+        import certifi
+        import urllib3
+        from minio import Minio
+
+        kwargs: dict[str, Any] = {}
+        if self.secure:
+            if self.verify is False:
+                kwargs["cert_reqs"] = "CERT_NONE"
+            else:
+                kwargs["cert_reqs"] = "CERT_REQUIRED"
+                kwargs["ca_certs"] = (
+                    self.verify
+                    if isinstance(self.verify, str)
+                    else os.environ.get("SSL_CERT_FILE") or certifi.where()
+                )
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=max(10, 2 * self.workers + 2),
+            retries=urllib3.Retry(
+                total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
+            **kwargs,
+        )
+        return Minio(
+            self._host,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+            session_token=self._session_token,
+            secure=self.secure,
+            region=self.region,
+            http_client=http,
+        )
+
+    @classmethod
+    def from_client(
+        cls, client: OscarClient, *, endpoint: str | None = None, **kwargs: Any
+    ) -> ObjectStore:
+        """The store described by the cluster's ``/system/config`` ``minio_provider``.
+
+        ``endpoint`` overrides the advertised endpoint (e.g. when the cluster reports
+        an in-cluster address); so does the ``OSCAR_S3_ENDPOINT`` environment variable.
+        """
+        mp = client.minio_provider() or {}
+        ep = endpoint or os.environ.get("OSCAR_S3_ENDPOINT") or mp.get("endpoint")
+        if not ep:
+            raise StorageError(
+                f"cluster {client.endpoint} reports no MinIO endpoint in /system/config"
+            )
+        kwargs.setdefault("verify", bool(mp.get("verify", True)))
+        kwargs.setdefault("region", mp.get("region") or None)
+        return cls(ep, mp.get("access_key"), mp.get("secret_key"), **kwargs)
+
+    @classmethod
+    def from_cluster(cls, **resolve_kwargs: Any) -> ObjectStore:
+        """Resolve a cluster (see :func:`oscar_elyra.config.resolve_cluster`) and use its store."""
+        from oscar_elyra.client import OscarClient
+        from oscar_elyra.config import resolve_cluster
+
+        store_kwargs = {
+            k: resolve_kwargs.pop(k)
+            for k in ("progress", "workers", "part_size")
+            if k in resolve_kwargs
+        }
+        return cls.from_client(OscarClient(resolve_cluster(**resolve_kwargs)), **store_kwargs)
+
+    def __repr__(self) -> str:
+        return f"ObjectStore(endpoint={self.endpoint!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("ObjectStore holds credentials and is not picklable")
+
+    # ---------------------------------------------------------------- errors
+
+    def _error(self, exc: BaseException, bucket: str, key: str, action: str) -> Exception:
+        from minio.error import S3Error
+
+        from oscar_elyra.auth import redact
+
+        where = format_uri(bucket, key)
+        if isinstance(exc, S3Error):
+            code = exc.code or ""
+            if code == "NoSuchBucket":
+                return NotFoundError(f"bucket {bucket!r} does not exist at {self.endpoint}")
+            if code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchUpload"):
+                return NotFoundError(f"object {where} not found at {self.endpoint}")
+            if code in (
+                "AccessDenied",
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "InvalidToken",
+                "ExpiredToken",
+            ):
+                return AuthError(
+                    f"S3 at {self.endpoint} refused {action} {where}: {code}"
+                    " (check the access/secret key)"
+                )
+            if code == "PreconditionFailed":
+                return StorageError(f"object {where} changed while it was being read; retry")
+            return StorageError(
+                redact(f"{action} {where} failed at {self.endpoint}: {code} {exc.message}")
+            )
+        if isinstance(exc, (NotFoundError, StorageError, AuthError, ValidationError)):
+            return exc  # type: ignore[return-value]
+        if isinstance(exc, ValueError):
+            return ValidationError(redact(f"{action} {where}: {exc}"))
+        text = redact(f"{type(exc).__name__}: {exc}")
+        if len(text) > 300:
+            text = text[:300] + "..."
+        return StorageError(
+            f"{action} {where} failed: cannot talk to S3 at {self.endpoint} ({text})"
+        )
+
+    def _call(self, action: str, bucket: str, key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - mapped to the documented hierarchy
+            err = self._error(exc, bucket, key, action)
+            if err is exc:
+                raise
+            raise err from None
+
+    def _bar(self, total: int | None, desc: str, unit: str = "B"):
+        from oscar_elyra.progress import bar
+
+        return bar(total, desc, unit=unit, enabled=self.progress)
+
+    # ---------------------------------------------------------------- buckets
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` unless it exists."""
+        from minio.error import S3Error
+
+        parse_uri(f"s3://{bucket}")
+        if self._call("check bucket", bucket, "", lambda: self._mc.bucket_exists(bucket)):
+            return
+        try:
+            self._mc.make_bucket(bucket)
+        except S3Error as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise self._error(exc, bucket, "", "create bucket") from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, bucket, "", "create bucket") from None
+
+    # ---------------------------------------------------------------- upload
+
+    def put_file(
+        self,
+        path: str | os.PathLike[str],
+        uri: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        _parallel: int | None = None,
+        _bar: Any = None,
+    ) -> ObjectInfo:
+        """Upload a local file (multipart in parallel above ``part_size``) with its sha256.
+
+        A ``uri`` ending in ``/`` gets the file's name appended.
+        """
+        p = Path(path)
+        if not p.is_file():
+            if p.exists():
+                raise ValidationError(
+                    f"{str(p)!r} is not a regular file (for directories use upload_dir)"
+                )
+            raise ValidationError(f"input file {str(p)!r} does not exist")
+        bucket, key = parse_uri(uri)
+        if not key or key.endswith("/"):
+            key = key + p.name
+        st = p.stat()
+        size = st.st_size
+        own_bar = _bar is None
+        bar = _bar if _bar is not None else self._bar(size, f"upload {p.name}")
+        try:
+            digest = _file_sha256(p)
+            ctype = content_type or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+            meta = dict(metadata or {})
+            meta[SHA256_META] = digest
+            with open(p, "rb") as f:
+                reader = _CountingReader(f, bar.update)
+                result = self._call(
+                    "upload to",
+                    bucket,
+                    key,
+                    lambda: self._mc.put_object(
+                        bucket,
+                        key,
+                        reader,
+                        size,
+                        content_type=ctype,
+                        metadata=meta,
+                        part_size=self.part_size,
+                        num_parallel_uploads=_parallel or self.workers,
+                    ),
+                )
+            st2 = p.stat()
+            if (st2.st_size, st2.st_mtime_ns) != (size, st.st_mtime_ns) or reader.count != size:
+                self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
+                raise IntegrityError(f"{str(p)!r} changed while it was being uploaded; retry")
+        finally:
+            if own_bar:
+                bar.close()
+        return ObjectInfo(
+            uri=format_uri(bucket, key),
+            bucket=bucket,
+            key=key,
+            size=size,
+            sha256=digest,
+            etag=getattr(result, "etag", None),
+            content_type=ctype,
+        )
+
+    def put_bytes(
+        self,
+        data: bytes | bytearray | memoryview | str,
+        uri: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Upload an in-memory value (str is UTF-8 encoded)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+            content_type = content_type or "text/plain; charset=utf-8"
+        data = bytes(data)
+        bucket, key = parse_uri(uri)
+        if not key or key.endswith("/"):
+            raise ValidationError(f"object URI {uri!r} needs a key (file name) after the bucket")
+        digest = hashlib.sha256(data).hexdigest()
+        meta = dict(metadata or {})
+        meta[SHA256_META] = digest
+        ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        result = self._call(
+            "upload to",
+            bucket,
+            key,
+            lambda: self._mc.put_object(
+                bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=ctype,
+                metadata=meta,
+                part_size=self.part_size,
+                num_parallel_uploads=self.workers,
+            ),
+        )
+        return ObjectInfo(
+            uri=format_uri(bucket, key),
+            bucket=bucket,
+            key=key,
+            size=len(data),
+            sha256=digest,
+            etag=getattr(result, "etag", None),
+            content_type=ctype,
+        )
+
+    def put_stream(
+        self,
+        stream: IO[bytes],
+        uri: str,
+        length: int = -1,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        sha256: str | None = None,
+    ) -> ObjectInfo:
+        """Upload from a readable binary stream without holding it in memory.
+
+        With ``sha256`` given (hex) the stream goes straight to S3 and the digest is
+        checked as it passes. Without it the stream is spooled to a temporary file
+        first (the digest must be known before the upload starts, to be stored as
+        metadata), then uploaded like :meth:`put_file`.
+        """
+        if not callable(getattr(stream, "read", None)):
+            raise ValidationError("put_stream needs a readable binary stream")
+        bucket, key = parse_uri(uri)
+        if not key or key.endswith("/"):
+            raise ValidationError(f"object URI {uri!r} needs a key (file name) after the bucket")
+        if sha256 is None:
+            with tempfile.TemporaryDirectory(prefix="oscar-elyra-spool-") as tmpd:
+                spool = Path(tmpd) / (PurePosixPath(key).name or "object")
+                n = 0
+                with open(spool, "wb") as out:
+                    while True:
+                        chunk = stream.read(_CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        n += len(chunk)
+                if length >= 0 and n != length:
+                    raise IntegrityError(
+                        f"stream for {format_uri(bucket, key)} gave {n} bytes, expected {length}"
+                    )
+                return self.put_file(
+                    spool, format_uri(bucket, key), content_type=content_type, metadata=metadata
+                )
+        meta = dict(metadata or {})
+        meta[SHA256_META] = sha256
+        ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        hasher = hashlib.sha256()
+        bar = self._bar(length if length >= 0 else None, f"upload {PurePosixPath(key).name}")
+        reader = _CountingReader(stream, bar.update, hasher)
+        try:
+            result = self._call(
+                "upload to",
+                bucket,
+                key,
+                lambda: self._mc.put_object(
+                    bucket,
+                    key,
+                    reader,
+                    length,
+                    content_type=ctype,
+                    metadata=meta,
+                    part_size=self.part_size,
+                    num_parallel_uploads=self.workers,
+                ),
+            )
+        finally:
+            bar.close()
+        if hasher.hexdigest() != sha256.lower():
+            self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
+            raise IntegrityError(
+                f"sha256 of the uploaded stream does not match the given digest;"
+                f" {format_uri(bucket, key)} removed"
+            )
+        return ObjectInfo(
+            uri=format_uri(bucket, key),
+            bucket=bucket,
+            key=key,
+            size=reader.count,
+            sha256=hasher.hexdigest(),
+            etag=getattr(result, "etag", None),
+            content_type=ctype,
+        )
+
+    # ---------------------------------------------------------------- metadata
+
+    def stat(self, uri: str) -> ObjectInfo:
+        """Size, sha256 (when stored), etag, content type and date of an object."""
+        bucket, key = parse_uri(uri)
+        if not key:
+            raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
+        o = self._call("stat", bucket, key, lambda: self._mc.stat_object(bucket, key))
+        return ObjectInfo(
+            uri=format_uri(bucket, key),
+            bucket=bucket,
+            key=key,
+            size=o.size,
+            sha256=_meta_get(o.metadata, SHA256_META),
+            etag=o.etag,
+            content_type=o.content_type,
+            last_modified=o.last_modified,
+        )
+
+    def exists(self, uri: str) -> bool:
+        """True if the object exists (a bucket URI: if the bucket exists)."""
+        bucket, key = parse_uri(uri)
+        if not key:
+            return bool(
+                self._call("check bucket", bucket, "", lambda: self._mc.bucket_exists(bucket))
+            )
+        try:
+            self.stat(uri)
+        except NotFoundError:
+            return False
+        return True
+
+    def list(self, uri_prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with the prefix (all pages; no 1,000-key cap).
+
+        The prefix is a raw key prefix: end it with ``/`` to list a "directory" only.
+        Non-recursive listings also yield common prefixes with ``is_dir=True``.
+        """
+        bucket, prefix = parse_uri(uri_prefix)
+        try:
+            for o in self._mc.list_objects(bucket, prefix=prefix or None, recursive=recursive):
+                yield ObjectInfo(
+                    uri=format_uri(bucket, o.object_name),
+                    bucket=bucket,
+                    key=o.object_name,
+                    size=o.size,
+                    etag=o.etag,
+                    last_modified=o.last_modified,
+                    is_dir=bool(o.is_dir),
+                )
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, bucket, prefix, "list") from None
+
+    # ---------------------------------------------------------------- download
+
+    def open(self, uri: str):
+        """A readable streaming response for the object; use it as a context manager."""
+        bucket, key = parse_uri(uri)
+        if not key:
+            raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
+        resp = self._call("download", bucket, key, lambda: self._mc.get_object(bucket, key))
+        return _Body(resp)
+
+    def get_bytes(self, uri: str) -> bytes:
+        """The whole object in memory (size and sha256 checked)."""
+        info = self.stat(uri)
+        with self.open(uri) as body:
+            data = body.read()
+        self._check(info, len(data), hashlib.sha256(data).hexdigest() if info.sha256 else None)
+        return data
+
+    def _check(self, info: ObjectInfo, size: int, digest: str | None) -> None:
+        if info.size is not None and size != info.size:
+            raise IntegrityError(f"{info.uri}: got {size} bytes, expected {info.size}; retry")
+        if info.sha256 and digest and digest.lower() != info.sha256.lower():
+            raise IntegrityError(
+                f"{info.uri}: sha256 mismatch (stored {info.sha256[:12]}..., got {digest[:12]}...)"
+            )
+
+    def get_file(
+        self,
+        uri: str,
+        path: str | os.PathLike[str],
+        *,
+        _info: ObjectInfo | None = None,
+        _parallel: int | None = None,
+        _bar: Any = None,
+    ) -> Path:
+        """Download an object to ``path`` (a directory: keep the key's file name).
+
+        The data goes to a temporary name in the target directory and is renamed
+        into place only after its size and sha256 match. Large objects are fetched
+        as parallel ranged GETs.
+        """
+        info = _info or self.stat(uri)
+        target = Path(path)
+        if target.is_dir() or str(path).endswith(("/", os.sep)):
+            target = safe_join(target, PurePosixPath(info.key).name)
+        tmp = _mkstemp_near(target)
+        own_bar = _bar is None
+        bar = _bar if _bar is not None else self._bar(info.size, f"download {target.name}")
+        try:
+            parallel = _parallel or self.workers
+            size = info.size or 0
+            if parallel > 1 and size > 2 * self.part_size:
+                n = self._get_ranged(info, tmp, parallel, bar.update)
+                digest = _file_sha256(tmp) if info.sha256 else None
+            else:
+                n, digest = self._get_stream(info, tmp, bar.update)
+            self._check(info, n, digest)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            if own_bar:
+                bar.close()
+        return target
+
+    def _get_stream(
+        self, info: ObjectInfo, tmp: Path, on_read: Callable[[int], None]
+    ) -> tuple[int, str]:
+        h = hashlib.sha256()
+        n = 0
+        headers = {"If-Match": info.etag} if info.etag else None
+        resp = self._call(
+            "download",
+            info.bucket,
+            info.key,
+            lambda: self._mc.get_object(info.bucket, info.key, request_headers=headers),
+        )
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in resp.stream(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    n += len(chunk)
+                    on_read(len(chunk))
+        except (OSError, ValueError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
+            raise self._error(exc, info.bucket, info.key, "download") from None
+        finally:
+            resp.close()
+            resp.release_conn()
+        return n, h.hexdigest()
+
+    def _get_ranged(
+        self, info: ObjectInfo, tmp: Path, parallel: int, on_read: Callable[[int], None]
+    ) -> int:
+        size = int(info.size or 0)
+        step = self.part_size
+        ranges = [(off, min(step, size - off)) for off in range(0, size, step)]
+        headers = {"If-Match": info.etag} if info.etag else None
+        fd = os.open(tmp, os.O_WRONLY)
+        total = 0
+        lock = threading.Lock()
+
+        def fetch(off: int, length: int) -> int:
+            nonlocal total
+            resp = self._call(
+                "download",
+                info.bucket,
+                info.key,
+                lambda: self._mc.get_object(
+                    info.bucket, info.key, offset=off, length=length, request_headers=headers
+                ),
+            )
+            pos = off
+            try:
+                for chunk in resp.stream(_CHUNK):
+                    os.pwrite(fd, chunk, pos)
+                    pos += len(chunk)
+                    on_read(len(chunk))
+            except OSError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise self._error(exc, info.bucket, info.key, "download") from None
+            finally:
+                resp.close()
+                resp.release_conn()
+            if pos - off != length:
+                raise IntegrityError(f"{info.uri}: short range read at {off}; retry")
+            with lock:
+                total += length
+            return length
+
+        try:
+            os.ftruncate(fd, size)
+            _run_parallel([(fetch, (o, n)) for o, n in ranges], parallel)
+        finally:
+            os.close(fd)
+        return total
+
+    # ---------------------------------------------------------------- directories
+
+    def upload_dir(
+        self, directory: str | os.PathLike[str], uri_prefix: str, *, pattern: str | None = None
+    ) -> list[ObjectInfo]:
+        """Upload every file under ``directory`` to ``uri_prefix/<relative path>``.
+
+        Files go up ``workers`` at a time; ``pattern`` (glob, e.g. ``*.png``) filters.
+        """
+        root = Path(directory)
+        if not root.is_dir():
+            raise ValidationError(f"{str(root)!r} is not a directory")
+        bucket, prefix = parse_uri(uri_prefix)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        files = sorted(
+            p for p in (root.rglob(pattern) if pattern else root.rglob("*")) if p.is_file()
+        )
+        total = sum(p.stat().st_size for p in files)
+        per_file = max(1, self.workers // max(1, min(self.workers, len(files))))
+        with self._bar(total, f"upload {root.name or root}") as bar:
+            tasks = [
+                (
+                    self.put_file,
+                    (p, format_uri(bucket, prefix + p.relative_to(root).as_posix())),
+                    {"_parallel": per_file, "_bar": bar},
+                )
+                for p in files
+            ]
+            return _run_parallel(tasks, self.workers)
+
+    def download_dir(self, uri_prefix: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Download every object under ``uri_prefix`` into ``directory`` (keys kept relative).
+
+        Every key is checked before anything is written: a key that would land
+        outside ``directory`` raises :class:`UnsafePathError`.
+        """
+        bucket, prefix = parse_uri(uri_prefix)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        root = Path(directory)
+        items = []
+        for info in self.list(format_uri(bucket, prefix), recursive=True):
+            if info.key.endswith("/"):
+                continue  # directory marker
+            items.append((info, safe_join(root, info.key[len(prefix) :])))
+        root.mkdir(parents=True, exist_ok=True)
+        total = sum(i.size or 0 for i, _ in items)
+        per_file = max(1, self.workers // max(1, min(self.workers, len(items))))
+        with self._bar(total, f"download {prefix or bucket}") as bar:
+            tasks = [
+                (
+                    self.get_file,
+                    (info.uri, target),
+                    {"_parallel": per_file, "_bar": bar},
+                )
+                for info, target in items
+            ]
+            return _run_parallel(tasks, self.workers)
+
+    # ---------------------------------------------------------------- delete
+
+    def delete(self, uri: str, *, recursive: bool = False) -> int:
+        """Delete an object, or with ``recursive`` all under the prefix; returns the count."""
+        bucket, key = parse_uri(uri)
+        if not recursive:
+            if not key:
+                raise ValidationError(f"{uri!r} names a bucket; pass recursive=True to empty it")
+            self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
+            return 1
+        from minio.deleteobjects import DeleteObject
+
+        keys = [DeleteObject(o.key) for o in self.list(uri, recursive=True)]
+        for start in range(0, len(keys), 1000):
+            errors = list(self._mc.remove_objects(bucket, keys[start : start + 1000]))
+            if errors:
+                e = errors[0]
+                raise StorageError(
+                    f"delete under {format_uri(bucket, key)} failed: {e.code} {e.name}"
+                )
+        return len(keys)
+
+
+class _Body(io.RawIOBase):
+    """A streamed object body: file-like, releases the connection on close."""
+
+    def __init__(self, resp) -> None:
+        self._resp = resp
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._resp.read(None if size is None or size < 0 else size)
+
+    def readinto(self, b) -> int:
+        data = self._resp.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def iter_chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
+        """The body in chunks of at most ``size`` bytes."""
+        yield from self._resp.stream(size)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._resp.close()
+                self._resp.release_conn()
+            finally:
+                super().close()
+
+
+def _run_parallel(tasks: Iterable[tuple], workers: int) -> list[Any]:
+    """Run ``(fn, args[, kwargs])`` tasks on a bounded pool; results in task order.
+
+    The first failure cancels what has not started and is raised.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        return []
+    if workers <= 1 or len(tasks) == 1:
+        return [t[0](*t[1], **(t[2] if len(t) > 2 else {})) for t in tasks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        futures = [pool.submit(t[0], *t[1], **(t[2] if len(t) > 2 else {})) for t in tasks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            if f.done() and f.exception() is not None:
+                for p in pending:
+                    p.cancel()
+                raise f.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
