@@ -168,7 +168,7 @@ class OscarClient:
             ).__name__.lower():
                 raise self._timeout_error(what, path, t, exc) from None
             raise ServiceError(
-                f"{self._where()}: cannot reach the cluster for {what} ({method} {path}): "
+                f"{self._where()}: connection failed during {what} ({method} {path}): "
                 f"{redact(reason)}"
             ) from None
         except requests.RequestException as exc:
@@ -288,9 +288,19 @@ class OscarClient:
 
     # ------------------------------------------------------------------ services
 
-    def _remember_token(self, svc: Any) -> None:
-        if isinstance(svc, dict) and isinstance(svc.get("token"), str):
+    @staticmethod
+    def _remember_token(svc: Any) -> None:
+        """Register a service's token and environment secrets for redaction."""
+        if not isinstance(svc, dict):
+            return
+        if isinstance(svc.get("token"), str):
             register_secret(svc["token"])
+        env = svc.get("environment")
+        secrets = env.get("secrets") if isinstance(env, dict) else None
+        if isinstance(secrets, dict):
+            for value in secrets.values():
+                if isinstance(value, str):
+                    register_secret(value)
 
     def list_services(self) -> list[dict]:
         """``GET /system/services``: every service definition."""

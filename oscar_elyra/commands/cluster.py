@@ -13,10 +13,13 @@ _HIDDEN = ("token",)
 
 
 def _public(svc: Any) -> Any:
-    """A service definition without its token (and with secrets redacted)."""
+    """A service definition with its token and environment secrets shown as ``***``."""
     if not isinstance(svc, dict):
         return svc
     out = {k: ("***" if k in _HIDDEN and v else v) for k, v in svc.items()}
+    env = out.get("environment")
+    if isinstance(env, dict) and isinstance(env.get("secrets"), dict):
+        out["environment"] = {**env, "secrets": {k: "***" for k in env["secrets"]}}
     return out
 
 
