@@ -75,7 +75,8 @@ def parse_uri(uri: str, default_bucket: str | None = None) -> tuple[str, str]:
                 f"unsupported object URI {uri!r}: use s3://bucket/key, minio.default:bucket/key"
                 " or bucket/key"
             )
-    text = text.lstrip("/")
+    if not text.startswith("/") or not uri.strip().startswith("s3://"):
+        text = text.lstrip("/")
     if "/" in text:
         bucket, key = text.split("/", 1)
     elif default_bucket and not explicit_bucket:

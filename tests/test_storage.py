@@ -1,0 +1,208 @@
+"""ObjectStore against a real SeaweedFS S3 server (fixture ``s3``)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from oscar_elyra.errors import (
+    AuthError,
+    IntegrityError,
+    NotFoundError,
+    UnsafePathError,
+    ValidationError,
+)
+from oscar_elyra.storage import MiB, ObjectStore, parse_uri, safe_join
+
+
+@pytest.fixture(scope="module")
+def store(s3):
+    st = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False, part_size=5 * MiB)
+    st.ensure_bucket("ctest")
+    return st
+
+
+@pytest.fixture()
+def prefix():
+    return f"ctest/{uuid.uuid4().hex[:10]}"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- URIs and paths
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://b1b/k/x.txt", ("b1b", "k/x.txt")),
+        ("minio.default:svc/in/a.png", ("svc", "in/a.png")),
+        ("minio:svc/in", ("svc", "in")),
+        ("svc/in/", ("svc", "in/")),
+        ("bucket", ("bucket", "")),
+        ("s3://bucket", ("bucket", "")),
+    ],
+)
+def test_parse_uri(uri, expected):
+    assert parse_uri(uri) == expected
+
+
+def test_parse_uri_default_bucket_and_errors():
+    assert parse_uri("file.txt", default_bucket="svc") == ("svc", "file.txt")
+    assert parse_uri("s3://other", default_bucket="svc") == ("other", "")
+    for bad in ["", "   ", "http://host/b/k", "s3:///k", "bad bucket/k"]:
+        with pytest.raises(ValidationError):
+            parse_uri(bad)
+
+
+def test_safe_join(tmp_path):
+    assert safe_join(tmp_path, "a/b.txt") == tmp_path.resolve() / "a" / "b.txt"
+    assert safe_join(tmp_path, "./a//c") == tmp_path.resolve() / "a" / "c"
+    for bad in ["../x", "a/../../x", "/etc/passwd", "C:\\win", "a\\..\\..\\x", "", "..", "a/\x00"]:
+        with pytest.raises(UnsafePathError):
+            safe_join(tmp_path, bad)
+    (tmp_path / "link").symlink_to("/tmp")
+    with pytest.raises(UnsafePathError, match="outside"):
+        safe_join(tmp_path, "link/x")
+
+
+# ---------------------------------------------------------------- objects
+
+
+def test_bytes_roundtrip_stat_exists_delete(store, prefix):
+    data = "héllo wörld ✓".encode()
+    info = store.put_bytes(data, f"{prefix}/t.txt")
+    assert info.sha256 == sha(data) and info.size == len(data)
+    st = store.stat(f"s3://{prefix}/t.txt")
+    assert (st.size, st.sha256) == (len(data), sha(data))
+    assert st.content_type.startswith("text/plain")
+    assert store.get_bytes(f"minio.default:{prefix}/t.txt") == data
+    assert store.exists(f"{prefix}/t.txt") and store.exists("ctest")
+    assert not store.exists(f"{prefix}/nope.txt")
+    assert store.delete(f"{prefix}/t.txt") == 1
+    assert not store.exists(f"{prefix}/t.txt")
+    with pytest.raises(NotFoundError, match="not found"):
+        store.get_bytes(f"{prefix}/t.txt")
+    with pytest.raises(NotFoundError, match="bucket"):
+        store.put_bytes(b"x", "no-such-bucket-zz/x")
+
+
+def test_empty_object(store, prefix, tmp_path):
+    store.put_bytes(b"", f"{prefix}/empty")
+    assert store.get_bytes(f"{prefix}/empty") == b""
+    out = store.get_file(f"{prefix}/empty", tmp_path / "e")
+    assert out.read_bytes() == b""
+
+
+def test_file_roundtrip_multipart_and_ranged(store, prefix, tmp_path):
+    src = tmp_path / "big.bin"
+    data = os.urandom(12 * MiB + 123)
+    src.write_bytes(data)
+    info = store.put_file(src, f"{prefix}/")
+    assert info.key.endswith("/big.bin") and info.sha256 == sha(data)
+    st = store.stat(info.uri)
+    assert st.sha256 == sha(data) and st.etag.endswith("-3")  # 3 parts of 5 MiB
+    dest = tmp_path / "down"
+    dest.mkdir()
+    out = store.get_file(info.uri, dest)  # directory target keeps the name; parallel ranges
+    assert out == dest / "big.bin" and sha(out.read_bytes()) == sha(data)
+    out2 = store.get_file(info.uri, tmp_path / "x" / "serial.bin", _parallel=1)
+    assert sha(out2.read_bytes()) == sha(data)
+    with store.open(info.uri) as body:
+        assert body.read(10) == data[:10]
+
+
+def test_put_stream(store, prefix):
+    data = os.urandom(300_000)
+    info = store.put_stream(io.BytesIO(data), f"{prefix}/s1")  # spooled, digest computed
+    assert store.stat(info.uri).sha256 == sha(data)
+    info = store.put_stream(io.BytesIO(data), f"{prefix}/s2", len(data), sha256=sha(data))
+    assert store.get_bytes(info.uri) == data
+    with pytest.raises(IntegrityError):
+        store.put_stream(io.BytesIO(data), f"{prefix}/s3", len(data), sha256="0" * 64)
+    assert not store.exists(f"{prefix}/s3")
+
+
+def test_corrupt_object_detected_and_nothing_left(s3, store, prefix, tmp_path):
+    bucket, key = parse_uri(f"{prefix}/bad.bin")
+    # an object whose stored checksum does not match its content
+    store._mc.put_object(bucket, key, io.BytesIO(b"abc"), 3, metadata={"sha256": "f" * 64})
+    with pytest.raises(IntegrityError, match="sha256"):
+        store.get_file(f"{prefix}/bad.bin", tmp_path / "bad.bin")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temp file
+    with pytest.raises(IntegrityError):
+        store.get_bytes(f"{prefix}/bad.bin")
+
+
+def test_missing_local_file_and_bad_uri(store, tmp_path, prefix):
+    with pytest.raises(ValidationError, match="does not exist"):
+        store.put_file(tmp_path / "missing.txt", f"{prefix}/x")
+    with pytest.raises(ValidationError, match="key"):
+        store.put_bytes(b"x", "ctest")
+
+
+def test_directory_roundtrip_with_checksums(store, prefix, tmp_path):
+    src = tmp_path / "src"
+    expected = {}
+    for i in range(25):
+        rel = Path(f"d{i % 3}") / f"sub{i % 2}" / f"f{i}.bin"
+        data = os.urandom(1000 + i * 97)
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+        expected[rel.as_posix()] = sha(data)
+    infos = store.upload_dir(src, f"{prefix}/tree")
+    assert {i.key.split("/tree/", 1)[1]: i.sha256 for i in infos} == expected
+    listed = {o.key for o in store.list(f"{prefix}/tree/")}
+    assert len(listed) == 25
+    top = list(store.list(f"{prefix}/tree/", recursive=False))
+    assert sorted(o.key.rsplit("/", 2)[-2] for o in top if o.is_dir) == ["d0", "d1", "d2"]
+    dest = tmp_path / "dest"
+    paths = store.download_dir(f"{prefix}/tree", dest)
+    got = {p.relative_to(dest).as_posix(): sha(p.read_bytes()) for p in paths}
+    assert got == expected
+    assert not [p for p in dest.rglob("*.part")]
+    assert store.delete(f"{prefix}/tree", recursive=True) == 25
+    assert list(store.list(f"{prefix}/tree/")) == []
+
+
+def test_list_pagination_past_1000(s3, tmp_path):
+    st = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False, workers=32)
+    prefix = f"ctest/many-{uuid.uuid4().hex[:8]}"
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(1001):
+        (src / f"{i:04d}").write_bytes(b"%d" % i)
+    st.upload_dir(src, prefix)
+    keys = [o.key for o in st.list(prefix + "/")]
+    assert len(keys) == 1001 and len(set(keys)) == 1001
+    assert st.delete(prefix, recursive=True) == 1001
+
+
+def test_wrong_secret_is_auth_error_without_secret(s3, prefix):
+    secret = "wrong-secret-" + uuid.uuid4().hex
+    bad = ObjectStore(s3.endpoint, s3.access_key, secret, progress=False)
+    assert secret not in repr(bad) and s3.secret_key not in repr(bad)
+    with pytest.raises(AuthError) as ei:
+        bad.put_bytes(b"x", f"{prefix}/x")
+    assert secret not in str(ei.value)
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(bad)
+
+
+def test_endpoint_validation():
+    with pytest.raises(ValidationError):
+        ObjectStore("http://h:1/path", "a", "b")
+    st = ObjectStore("example.org:9000", "a", "secret-xyz")
+    assert st.endpoint == "https://example.org:9000" and st.secure
+    from oscar_elyra.auth import redact
+
+    assert "secret-xyz" not in redact("key secret-xyz")
