@@ -154,8 +154,8 @@ class OscarClient:
         t = self._timeout(timeout)
         try:
             resp = self._session.request(method, url, timeout=t, **kwargs)
-        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            raise self._timeout_error(what, path, t, exc) from None
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            raise self._timeout_error(what, path, t, service) from None
         except requests.exceptions.SSLError as exc:
             raise ServiceError(
                 f"{self._where()}: TLS error during {what}: {redact(_reason(exc))}; "
@@ -166,7 +166,7 @@ class OscarClient:
             if "timed out" in reason.lower() or "timeout" in type(
                 getattr(exc.args[0] if exc.args else None, "reason", None)
             ).__name__.lower():
-                raise self._timeout_error(what, path, t, exc) from None
+                raise self._timeout_error(what, path, t, service) from None
             raise ServiceError(
                 f"{self._where()}: connection failed during {what} ({method} {path}): "
                 f"{redact(reason)}"
@@ -177,10 +177,11 @@ class OscarClient:
             raise self._http_error(resp, what=what, service=service, job=job)
         return resp
 
-    def _timeout_error(self, what: str, path: str, t: Any, exc: Exception) -> TimeoutError:
+    def _timeout_error(self, what: str, path: str, t: Any, service: str | None) -> TimeoutError:
         secs = t[1] if isinstance(t, tuple) else t
+        subject = f"{what} service '{service}'" if service else what
         return TimeoutError(
-            f"{self._where()}: {what} timed out ({path}, timeout {secs:g} s); "
+            f"{self._where()}: {subject} timed out ({path}, timeout {secs:g} s); "
             "the cluster is slow or unreachable — retry or raise the timeout"
         )
 
