@@ -1,4 +1,4 @@
-"""``oscar-elyra catalog install|uninstall``: the OSCAR palette catalog in Elyra's metadata store."""
+"""``oscar-elyra catalog install|uninstall``: the OSCAR palette in Elyra's metadata store."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def uninstall_catalog(name: str | None = None) -> bool:
         return False
     if existing.schema_name != CATALOG_TYPE:
         raise ConfigError(
-            f"Component catalog {name!r} is of type {existing.schema_name!r}, not {CATALOG_TYPE!r}; "
+            f"Component catalog {name!r} is of type {existing.schema_name!r}, "
+            f"not {CATALOG_TYPE!r}; "
             "not removing it"
         )
     manager.remove(name)
@@ -88,7 +89,8 @@ def install(state: CliState, name: str | None) -> None:
     outcome = install_catalog(name)
     state.emit(
         {"catalog": name or "oscar-components", "result": outcome},
-        f"OSCAR component catalog {outcome}; reload JupyterLab to see the 'OSCAR' palette category.",
+        f"OSCAR component catalog {outcome}; "
+        "reload JupyterLab to see the 'OSCAR' palette category.",
     )
 
 
@@ -100,5 +102,7 @@ def uninstall(state: CliState, name: str | None) -> None:
     removed = uninstall_catalog(name)
     state.emit(
         {"catalog": name or "oscar-components", "removed": removed},
-        "OSCAR component catalog removed." if removed else "OSCAR component catalog was not installed.",
+        "OSCAR component catalog removed."
+        if removed
+        else "OSCAR component catalog was not installed.",
     )
