@@ -1,0 +1,164 @@
+"""The OSCAR component catalog: connector and schema through Elyra's entry points, the
+component YAML through Elyra's and KFP's parsers, catalog install/uninstall, image tag."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import re
+from pathlib import Path
+
+import entrypoints
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from oscar_elyra.elyra import CATALOG_TYPE, COMPONENT_IMAGE, component_files, components_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "oscar_upload.yaml",
+    "oscar_invoke_sync.yaml",
+    "oscar_invoke_async.yaml",
+    "oscar_download.yaml",
+    "oscar_deploy_service.yaml",
+}
+
+
+def _catalog_instance():
+    from elyra.pipeline.component_metadata import ComponentCatalogMetadata
+
+    return ComponentCatalogMetadata(
+        name="oscar-test",
+        display_name="OSCAR",
+        schema_name=CATALOG_TYPE,
+        metadata={"runtime_type": "KUBEFLOW_PIPELINES", "categories": ["OSCAR"]},
+    )
+
+
+def _entries():
+    connector_cls = entrypoints.get_group_named("elyra.component.catalog_types")[CATALOG_TYPE].load()
+    connector = connector_cls([".yaml"])
+    return connector_cls, connector.read_component_definitions(_catalog_instance())
+
+
+def test_connector_through_entry_point_lists_every_component():
+    connector_cls, entries = _entries()
+    assert {e.entry_reference["component-id"] for e in entries} == EXPECTED
+    assert connector_cls.get_hash_keys() == ["component-id"]
+    for entry in entries:
+        # stable, portable id: sha256 of the component-id only
+        digest = hashlib.sha256(entry.entry_reference["component-id"].encode()).hexdigest()[:12]
+        assert entry.id == f"{CATALOG_TYPE}:{digest}"
+        assert entry.categories == ["OSCAR"]
+        assert type(entry.entry_data).__name__ == "KfpEntryData"
+
+
+def test_each_component_parses_with_elyra_and_kfp():
+    import kfp.components
+    from elyra.pipeline.kfp.kfp_component_parser import KfpComponentParser
+
+    parser = KfpComponentParser()
+    _, entries = _entries()
+    assert len(entries) == len(EXPECTED)
+    for entry in entries:
+        [component] = parser.parse(entry)
+        assert component.name.startswith("OSCAR ")
+        props = {p.ref: p for p in component.properties}
+        outputs = [p for p in props.values() if p.allowed_input_types == [None]]
+        assert len(outputs) == 1, entry.entry_reference
+        for ref, prop in props.items():
+            if ref.endswith("manifest") and not ref.startswith("output_"):
+                assert prop.allowed_input_types == ["inputpath"]  # wired with inputpath widgets
+    for path in component_files():
+        spec = kfp.components.load_component_from_file(str(path))
+        assert spec.name
+
+
+def test_unknown_entry_is_skipped_not_fatal():
+    connector_cls, _ = _entries()
+    connector = connector_cls([".yaml"])
+    assert connector.get_entry_data({"component-id": "../pyproject.toml"}, {}) is None
+    assert connector.get_entry_data({"component-id": "nope.yaml"}, {}) is None
+
+
+def test_schema_provider_registered_in_component_catalogs():
+    from elyra.metadata.schema import SchemaManager
+
+    schema = SchemaManager.instance().get_schema("component-catalogs", CATALOG_TYPE)
+    assert schema["properties"]["metadata"]["properties"]["categories"]["default"] == ["OSCAR"]
+
+
+def test_yaml_commands_match_entry_points_and_image():
+    for path in component_files():
+        spec = yaml.safe_load(path.read_text())
+        container = spec["implementation"]["container"]
+        assert container["image"] == COMPONENT_IMAGE
+        command = container["command"]
+        assert command[:2] == ["python", "-m"] and command[2].startswith("oscar_elyra.components.")
+        module = importlib.import_module(command[2])
+        parser: argparse.ArgumentParser = module.build()
+        flags = {a.option_strings[0] for a in parser._actions if a.option_strings[0] != "-h"}
+        yaml_flags = {a for a in container["args"] if isinstance(a, str) and a.startswith("--")}
+        assert yaml_flags == flags, path.name
+        # every input/output is passed, and no input carries a secret
+        used = {next(iter(a.values())) for a in container["args"] if isinstance(a, dict)}
+        names = {i["name"] for i in spec.get("inputs", []) + spec.get("outputs", [])}
+        assert used == names
+        assert not any(re.search(r"password|token|secret|key", n) for n in names)
+
+
+def test_dockerfile_and_top_level_components_agree():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COMPONENT_IMAGE" in dockerfile
+    tags = set(re.findall(r"ghcr\.io/[\w./-]+:[\w.-]+", dockerfile))
+    assert tags <= {COMPONENT_IMAGE}
+    top = ROOT / "components"
+    assert {p.name for p in top.glob("*.yaml")} == EXPECTED
+    for p in top.glob("*.yaml"):
+        assert p.resolve() == (components_dir() / p.name).resolve()
+
+
+def test_catalog_install_is_idempotent_and_uninstall_removes(tmp_path, monkeypatch):
+    from oscar_elyra.cli import main
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    runner = CliRunner()
+    stored = tmp_path / "metadata" / "component-catalogs" / "oscar-components.json"
+    first = runner.invoke(main, ["--json", "catalog", "install"])
+    assert first.exit_code == 0, first.output
+    assert '"created"' in first.output and stored.is_file()
+    content = stored.read_text()
+    second = runner.invoke(main, ["--json", "catalog", "install"])
+    assert second.exit_code == 0 and '"unchanged"' in second.output
+    assert stored.read_text() == content
+    assert '"schema_name": "oscar-catalog"' in content
+    gone = runner.invoke(main, ["--json", "catalog", "uninstall"])
+    assert gone.exit_code == 0 and '"removed": true' in gone.output and not stored.exists()
+    again = runner.invoke(main, ["--json", "catalog", "uninstall"])
+    assert again.exit_code == 0 and '"removed": false' in again.output
+
+
+@pytest.mark.parametrize("other", ["local-directory-catalog"])
+def test_install_refuses_to_replace_a_foreign_catalog(tmp_path, monkeypatch, other):
+    from elyra.metadata.manager import MetadataManager
+    from elyra.metadata.metadata import Metadata
+
+    from oscar_elyra.cli import main
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    MetadataManager(schemaspace="component-catalogs").create(
+        "oscar-components",
+        Metadata(
+            name="oscar-components",
+            display_name="mine",
+            schema_name=other,
+            metadata={"runtime_type": "KUBEFLOW_PIPELINES", "paths": [str(tmp_path)]},
+        ),
+    )
+    result = CliRunner().invoke(main, ["catalog", "install"])
+    assert result.exit_code == 2
+    assert "already exists" in result.output
