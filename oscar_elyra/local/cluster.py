@@ -1,0 +1,268 @@
+"""``LocalCluster``: start/stop the embedded OSCAR-compatible cluster from Python."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from oscar_elyra.errors import ConflictError, OscarError
+from oscar_elyra.local.state import (
+    CREDENTIALS_FILE,
+    default_data_dir,
+    load_credentials,
+    pid_alive,
+    read_cluster_file,
+)
+
+__all__ = ["LocalCluster", "stop_running"]
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_running(data_dir: Path | str | None = None, timeout: float = 20.0) -> int | None:
+    """Stop the cluster recorded in ``data_dir`` (e.g. one started with ``--detach``).
+
+    Returns the stopped pid, or None when no cluster was running there.
+    """
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    info = read_cluster_file(data_dir)
+    if not info or not pid_alive(info.get("pid")):
+        return None
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    if not _wait_gone(pid, timeout):
+        _kill_group(pid)
+        _wait_gone(pid, 5)
+    return pid
+
+
+class LocalCluster:
+    """An embedded OSCAR-compatible cluster: a SeaweedFS S3 server and the OSCAR REST API.
+
+    The API server runs as a child process (``python -m oscar_elyra.local.server``) in
+    its own process group with SeaweedFS as its child; :meth:`stop` (also run at exit)
+    stops both. Service ``image`` fields are recorded, not pulled: scripts run on the
+    host with this Python environment's ``bin`` first on ``PATH``.
+
+    Attributes after :meth:`start`: ``endpoint``, ``user``, ``password``,
+    ``s3_endpoint``, ``s3_access_key``, ``s3_secret_key``, ``data_dir``, ``pid``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        port: int = 0,
+        max_jobs: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+        self.port = int(port or 0)
+        self.max_jobs = max_jobs
+        self.endpoint: str | None = None
+        self.s3_endpoint: str | None = None
+        self.process: subprocess.Popen | None = None
+        self._creds: dict | None = None
+        self._atexit = False
+
+    def __repr__(self) -> str:
+        return f"LocalCluster(endpoint={self.endpoint!r}, data_dir={str(self.data_dir)!r})"
+
+    # credentials are read from the 0600 file; kept out of repr
+    @property
+    def user(self) -> str:
+        return self._credentials()["user"]
+
+    @property
+    def password(self) -> str:
+        return self._credentials()["password"]
+
+    @property
+    def s3_access_key(self) -> str:
+        return self._credentials()["s3_access_key"]
+
+    @property
+    def s3_secret_key(self) -> str:
+        return self._credentials()["s3_secret_key"]
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.data_dir / CREDENTIALS_FILE
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    def _credentials(self) -> dict:
+        if self._creds is None:
+            self._creds = load_credentials(self.data_dir)
+        return self._creds
+
+    def start(self, timeout: float = 90.0) -> LocalCluster:
+        """Start SeaweedFS and the API; return when both answer."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        info = read_cluster_file(self.data_dir)
+        if info and pid_alive(info.get("pid")):
+            raise ConflictError(
+                f"an embedded cluster is already running from {self.data_dir} "
+                f"(pid {info['pid']}, {info.get('endpoint')}); stop it with "
+                "'oscar-elyra local down'"
+            )
+        self._creds = load_credentials(self.data_dir)
+        cmd = [
+            sys.executable,
+            "-m",
+            "oscar_elyra.local.server",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--max-jobs",
+            str(self.max_jobs or 0),
+        ]
+        with open(self.log_file, "ab") as logf:
+            self.process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise OscarError(
+                    f"the embedded cluster exited with code {self.process.returncode}: "
+                    f"{_log_tail(self.log_file)} (log: {self.log_file})"
+                )
+            info = read_cluster_file(self.data_dir)
+            if info and info.get("pid") == self.process.pid:
+                try:
+                    r = requests.get(info["endpoint"] + "/health", timeout=2)
+                    if r.status_code == 200:
+                        self.endpoint = info["endpoint"]
+                        self.s3_endpoint = info["s3_endpoint"]
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.1)
+        raise OscarError(
+            f"the embedded cluster did not become ready within {timeout:.0f} s "
+            f"(log: {self.log_file})"
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the API server and SeaweedFS (SIGTERM, then SIGKILL of the whole group)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_group(proc.pid)  # anything left in the group (weed after a crash)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.endpoint = None
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """Environment variables pointing a subprocess at this cluster."""
+        return {
+            "OSCAR_ENDPOINT": self.endpoint or "",
+            "OSCAR_USER": self.user,
+            "OSCAR_PASSWORD": self.password,
+            "OSCAR_SSL_VERIFY": "false",
+        }
+
+    def session(self) -> requests.Session:
+        """A ``requests.Session`` with Basic auth for ``/system/*``."""
+        s = requests.Session()
+        s.auth = (self.user, self.password)
+        return s
+
+    def apply_service(self, svc: dict) -> str:
+        """Create or update one service (Service JSON); returns "created" or "updated"."""
+        svc = {k: v for k, v in svc.items() if not k.startswith("_")}
+        with self.session() as s:
+            r = s.post(f"{self.endpoint}/system/services", json=svc, timeout=60)
+            if r.status_code == 201:
+                return "created"
+            if r.status_code == 409:
+                r = s.put(f"{self.endpoint}/system/services", json=svc, timeout=60)
+                if r.status_code == 204:
+                    return "updated"
+        raise OscarError(
+            f"deploying service {svc.get('name')!r} to {self.endpoint} failed: "
+            f"HTTP {r.status_code} {r.text.strip()[:300]}"
+        )
+
+    def deploy_examples(self) -> list[str]:
+        """Deploy the bundled example services (cowsay, grayify, digits); returns their names."""
+        from oscar_elyra.fdl import load_fdl
+        from oscar_elyra.local.examples import fdl_paths
+
+        names = []
+        for path in fdl_paths():
+            for svc in load_fdl(path):
+                self.apply_service(svc)
+                names.append(svc["name"])
+        return names

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real embedded cluster and a real SeaweedFS S3 server.
+
+Session-scoped (one per xdist worker), on free ports in temp dirs; stopped at the end.
+
+- ``cluster``: a started :class:`oscar_elyra.local.LocalCluster` with the example
+  services (cowsay, grayify, digits) deployed.
+- ``cluster_env``: ``os.environ`` + ``cluster.env()`` for subprocesses.
+- ``s3``: a started :class:`oscar_elyra.local.weed.SeaweedFS` (``endpoint``,
+  ``access_key``, ``secret_key``, ``host``, ``minio()``) for pure storage tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+
+from oscar_elyra.local import LocalCluster
+from oscar_elyra.local.weed import SeaweedFS
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    c = LocalCluster(tmp_path_factory.mktemp("oscar-cluster"))
+    c.start()
+    try:
+        c.deploy_examples()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_env(cluster) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSCAR_")}
+    env.update(cluster.env())
+    return env
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    server = SeaweedFS(
+        tmp_path_factory.mktemp("s3") / "data",
+        access_key="test" + secrets.token_hex(6),
+        secret_key=secrets.token_urlsafe(24),
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
