@@ -1,0 +1,491 @@
+"""Run a pipeline as a batch job: ready nodes in parallel, a run directory, resumable.
+
+The run directory holds ``run.json`` (rewritten atomically at every state change), one folder
+per node under ``nodes/`` (``log.txt``, the executed notebook, palette component outputs) and
+``report.html``. Node environment (as Elyra's local runtime): the process environment, then the
+pipeline parameters the node uses, then the node's env vars (over the pipeline defaults), then
+``ELYRA_RUNTIME_ENV=local`` and ``ELYRA_RUN_NAME`` (``<pipeline>-<%m%d%H%M%S>``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from oscar_elyra import __version__
+from oscar_elyra.errors import ValidationError
+from oscar_elyra.pipeline.components import build_invocation, load_component, ref_name
+from oscar_elyra.pipeline.executors import (
+    NodeContext,
+    NodeFailure,
+    _register_engine,
+    collect_outputs,
+    papermill_module,
+    run_notebook,
+    run_process,
+    run_script,
+)
+from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
+from oscar_elyra.pipeline.validation import first_error, resolve_parameters, validate_pipeline
+
+RUN_FILE = "run.json"
+REPORT_FILE = "report.html"
+#: node statuses; "skipped" = not selected for this run, "not_run" = an upstream node failed
+STATUSES = ("pending", "running", "succeeded", "failed", "not_run", "skipped")
+
+EventCallback = Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _redact(text: str) -> str:
+    try:
+        from oscar_elyra.auth import redact
+    except ImportError:  # pragma: no cover - auth lands with teammate B
+        return text
+    return redact(text)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp name then rename (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a run directory (ValidationError if there is none)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise ValidationError(f"{run_dir} is not a run directory (no {RUN_FILE} in it)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValidationError(f"{path} is not valid JSON: the run record is damaged") from None
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run_pipeline`."""
+
+    run_dir: Path
+    record: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        """True when every node selected for this run succeeded."""
+        return self.record["status"] == "succeeded"
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """Node records by id."""
+        return {n["id"]: n for n in self.record["nodes"]}
+
+    def by_label(self, label: str) -> dict[str, Any]:
+        """The node record with this label."""
+        return next(n for n in self.record["nodes"] if n["label"] == label)
+
+
+def _default_run_dir(pipeline: Pipeline) -> Path:
+    base = Path.cwd() / "runs" / f"{pipeline.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    candidate, i = base, 1
+    while candidate.exists():
+        i += 1
+        candidate = base.with_name(f"{base.name}-{i}")
+    return candidate
+
+
+def select_nodes(
+    pipeline: Pipeline,
+    only: list[str] | tuple[str, ...] = (),
+    from_: list[str] | tuple[str, ...] = (),
+) -> set[str] | None:
+    """Ids chosen by ``--only`` (those nodes) and ``--from`` (those and their descendants)."""
+    if not only and not from_:
+        return None
+    chosen = {pipeline.find(ref).id for ref in only}
+    starts = {pipeline.find(ref).id for ref in from_}
+    return chosen | starts | pipeline.descendants(starts)
+
+
+class _Run:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        record: dict[str, Any],
+        run_dir: Path,
+        selected: set[str],
+        parameters: dict[str, Any],
+        workers: int,
+        on_event: EventCallback | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.record = record
+        self.run_dir = run_dir
+        self.selected = selected
+        self.parameters = parameters
+        self.workers = max(1, workers)
+        self.on_event = on_event
+        self.nodes = {n["id"]: n for n in record["nodes"]}
+        self.contexts: dict[str, NodeContext] = {}
+
+    # -- bookkeeping (main thread only) ---------------------------------------------------
+    def save(self) -> None:
+        write_json_atomic(self.run_dir / RUN_FILE, self.record)
+
+    def event(self, kind: str, nid: str) -> None:
+        self.save()
+        if self.on_event:
+            self.on_event(kind, self.nodes[nid], self.record)
+
+    def node_dir(self, node: Node) -> Path:
+        return self.run_dir / "nodes" / slug(node)
+
+    def env_for(self, node: Node) -> dict[str, str]:
+        env = os.environ.copy()
+        for name in node.parameter_refs:
+            value = self.parameters.get(name)
+            if value is not None and render_value(value) != "":
+                env[name] = render_value(value)
+        env.update(node.env)
+        env["ELYRA_RUNTIME_ENV"] = "local"
+        env["ELYRA_RUN_NAME"] = self.record["run_name"]
+        return env
+
+    # -- execution (worker threads) --------------------------------------------------------
+    def output_path(self, up_id: str, option: str) -> Path:
+        up = self.pipeline.nodes[up_id]
+        spec = load_component(up)
+        name = spec.output_for_option(option) or option
+        path = self.node_dir(up) / "outputs" / ref_name(name)
+        if not path.is_file():
+            raise NodeFailure(
+                f"output '{name}' of node '{up.display}' is missing: that node has not "
+                "succeeded in this run directory (run it, or use --resume RUN_DIR)"
+            )
+        return path
+
+    def execute(self, node: Node, ctx: NodeContext) -> list[dict[str, Any]]:
+        if node.kind in ("notebook", "python", "r"):
+            source = self.pipeline.resolve(node.filename or "")
+            if node.kind == "notebook":
+                rec = self.nodes[node.id]
+                executed = self.run_dir / rec["notebook"]
+                run_notebook(source, executed, ctx)
+            else:
+                run_script(source, node.kind, ctx)
+            return collect_outputs(node.outputs, source.parent)
+        spec = load_component(node)
+        try:
+            inv = build_invocation(
+                node,
+                spec,
+                self.pipeline,
+                self.parameters,
+                self.output_path,
+                self.node_dir(node) / "outputs",
+            )
+        except ValidationError as exc:
+            raise NodeFailure(str(exc)) from None
+        run_process(inv.argv, ctx, spec.path.name)
+        artifacts = []
+        for name, path in inv.outputs.items():
+            if not path.is_file():
+                raise NodeFailure(f"({spec.path.name}) did not write its output '{name}'")
+            artifacts.append({"name": name, "path": str(path), "size": path.stat().st_size})
+        return artifacts
+
+    def work(self, node: Node) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+        ctx = self.contexts[node.id]
+        t0 = time.monotonic()
+        try:
+            artifacts = self.execute(node, ctx)
+            error = None
+        except NodeFailure as exc:
+            artifacts, error = [], exc.error
+        except Exception as exc:  # noqa: BLE001 - a node's failure must not stop the run
+            artifacts, error = [], {"message": f"{type(exc).__name__}: {exc}"}
+        if error:
+            error["message"] = _redact(str(error["message"]))
+        return artifacts, error, time.monotonic() - t0
+
+    # -- scheduling -----------------------------------------------------------------------
+    def start(self, pool: ThreadPoolExecutor, nid: str) -> Future:
+        node = self.pipeline.nodes[nid]
+        rec = self.nodes[nid]
+        ndir = self.node_dir(node)
+        ndir.mkdir(parents=True, exist_ok=True)
+        log = ndir / "log.txt"
+        log.write_bytes(b"")
+        cwd = self.pipeline.dir
+        if node.kind in ("notebook", "python", "r"):
+            cwd = self.pipeline.resolve(node.filename or "").parent
+        self.contexts[nid] = NodeContext(
+            env=self.env_for(node), cwd=cwd, log_path=log, node_dir=ndir
+        )
+        rec.update(
+            status="running",
+            start=_now(),
+            end=None,
+            seconds=None,
+            error=None,
+            artifacts=[],
+            attempt=rec.get("attempt", 0) + 1,
+        )
+        self.event("running", nid)
+        return pool.submit(self.work, node)
+
+    def finish(self, nid: str, artifacts, error, seconds: float) -> None:
+        rec = self.nodes[nid]
+        rec.update(
+            end=_now(),
+            seconds=round(seconds, 3),
+            artifacts=artifacts,
+            error=error,
+            status="failed" if error else "succeeded",
+        )
+        self.event(rec["status"], nid)
+
+    def blocked_by(self, nid: str) -> str | None:
+        for parent in self.pipeline.nodes[nid].parents:
+            if parent in self.selected and self.nodes[parent]["status"] in ("failed", "not_run"):
+                return parent
+        return None
+
+    def ready(self, nid: str) -> bool:
+        return all(
+            self.nodes[p]["status"] == "succeeded"
+            for p in self.pipeline.nodes[nid].parents
+            if p in self.selected
+        )
+
+    def loop(self) -> None:
+        order = self.pipeline.topological_order()
+        running: dict[Future, str] = {}
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="node")
+        try:
+            while True:
+                changed = True
+                while changed:  # propagate "not run" down from failures
+                    changed = False
+                    for nid in order:
+                        if self.nodes[nid]["status"] == "pending":
+                            parent = self.blocked_by(nid)
+                            if parent:
+                                self.nodes[nid].update(
+                                    status="not_run",
+                                    error={
+                                        "message": "upstream node "
+                                        f"'{self.pipeline.nodes[parent].display}' did not succeed"
+                                    },
+                                )
+                                self.event("not_run", nid)
+                                changed = True
+                for nid in order:
+                    if len(running) >= self.workers:
+                        break
+                    if self.nodes[nid]["status"] == "pending" and self.ready(nid):
+                        running[self.start(pool, nid)] = nid
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    nid = running.pop(fut)
+                    self.finish(nid, *fut.result())
+        except KeyboardInterrupt:
+            for ctx in self.contexts.values():
+                with ctx.lock:
+                    for proc in list(ctx.procs):
+                        proc.terminate()
+            for nid in running.values():
+                self.nodes[nid].update(
+                    status="failed", end=_now(), error={"message": "interrupted"}
+                )
+            for rec in self.nodes.values():
+                if rec["status"] == "pending":
+                    rec.update(status="not_run", error={"message": "interrupted"})
+            self.record["status"] = "interrupted"
+            self.record["ended"] = _now()
+            self.save()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _new_node_record(node: Node, pipeline: Pipeline) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "id": node.id,
+        "label": node.display,
+        "op": node.op,
+        "kind": node.kind,
+        "file": node.filename or node.component_id,
+        "parents": list(node.parents),
+        "status": "pending",
+        "start": None,
+        "end": None,
+        "seconds": None,
+        "artifacts": [],
+        "error": None,
+        "attempt": 0,
+        "log": f"nodes/{slug(node)}/log.txt",
+        "notebook": None,
+    }
+    if node.kind == "notebook" and node.filename:
+        rec["notebook"] = f"nodes/{slug(node)}/{Path(node.filename).name}"
+    return rec
+
+
+def prepare(
+    pipeline_path: str | Path,
+    *,
+    params: dict[str, str] | None = None,
+    resume: str | Path | None = None,
+    check_services: bool = False,
+    client: Any = None,
+) -> tuple[Pipeline, dict[str, Any], dict[str, Any] | None]:
+    """Load and validate: (pipeline, resolved parameters, previous run record or None).
+
+    Raises ValidationError (exit code 2) with one clear line when anything is wrong.
+    """
+    pipeline = load_pipeline(pipeline_path)
+    previous = read_run(resume) if resume else None
+    if previous and previous.get("name") != pipeline.name:
+        raise ValidationError(
+            f"{resume} is a run of pipeline '{previous.get('name')}', not '{pipeline.name}'"
+        )
+    parameters = resolve_parameters(
+        pipeline, params, (previous or {}).get("parameters") if previous else None
+    )
+    issues = validate_pipeline(pipeline, parameters, check_services=check_services, client=client)
+    error = first_error(issues, pipeline)
+    if error:
+        raise error
+    return pipeline, parameters, previous
+
+
+def run_pipeline(
+    pipeline_path: str | Path,
+    *,
+    params: dict[str, str] | None = None,
+    workers: int | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    only: list[str] | tuple[str, ...] = (),
+    from_: list[str] | tuple[str, ...] = (),
+    check_services: bool = False,
+    client: Any = None,
+    on_event: EventCallback | None = None,
+) -> RunResult:
+    """Validate then run a ``.pipeline`` file; returns the run record.
+
+    ``params``: ``--param`` values as strings (typed against the pipeline's parameters).
+    ``resume``: a previous run directory; its failed and not-run nodes run again in it, with
+    the same ``ELYRA_RUN_NAME``. ``only``/``from_``: node labels or ids.
+    A failed node stops its descendants; other branches finish. ValidationError (nothing
+    executed) when the pipeline or the arguments are invalid.
+    """
+    pipeline, parameters, previous = prepare(
+        pipeline_path, params=params, resume=resume, check_services=check_services, client=client
+    )
+    selected = select_nodes(pipeline, only, from_)
+    if workers is not None and workers < 1:
+        raise ValidationError("--workers must be at least 1")
+    workers = workers or os.cpu_count() or 1
+
+    if previous is not None:
+        rdir = Path(resume).resolve()
+        old = {n["id"]: n for n in previous.get("nodes", [])}
+        nodes = []
+        for nid in pipeline.topological_order():
+            rec = _new_node_record(pipeline.nodes[nid], pipeline)
+            prior = old.get(nid)
+            if prior:
+                rec.update(
+                    {
+                        k: prior.get(k)
+                        for k in (
+                            "status",
+                            "start",
+                            "end",
+                            "seconds",
+                            "artifacts",
+                            "error",
+                            "attempt",
+                        )
+                    }
+                )
+                rec["attempt"] = rec.get("attempt") or 0
+            nodes.append(rec)
+        if selected is None:
+            selected = {n["id"] for n in nodes if n["status"] != "succeeded"}
+        record = dict(previous)
+        record.update(
+            nodes=nodes,
+            parameters=parameters,
+            status="running",
+            workers=workers,
+            resumed=_now(),
+            pipeline=str(pipeline.path),
+        )
+        record["attempts"] = int(previous.get("attempts", 1)) + 1
+    else:
+        rdir = Path(run_dir).resolve() if run_dir else _default_run_dir(pipeline)
+        if (rdir / RUN_FILE).exists():
+            raise ValidationError(
+                f"{rdir} already holds a run: use --resume {rdir} or another --run-dir"
+            )
+        if selected is None:
+            selected = set(pipeline.nodes)
+        record = {
+            "pipeline": str(pipeline.path),
+            "name": pipeline.name,
+            "run_name": f"{pipeline.name}-{datetime.now().strftime('%m%d%H%M%S')}",
+            "run_dir": str(rdir),
+            "status": "running",
+            "started": _now(),
+            "ended": None,
+            "workers": workers,
+            "parameters": parameters,
+            "attempts": 1,
+            "oscar_elyra": __version__,
+            "nodes": [
+                _new_node_record(pipeline.nodes[n], pipeline) for n in pipeline.topological_order()
+            ],
+        }
+    for rec in record["nodes"]:
+        if rec["id"] in selected:
+            rec.update(status="pending", error=None)
+        elif previous is None:
+            rec["status"] = "skipped"
+    record["selected"] = sorted(selected)
+    rdir.mkdir(parents=True, exist_ok=True)
+    record["run_dir"] = str(rdir)
+
+    if any(pipeline.nodes[n].kind == "notebook" for n in selected):
+        _register_engine(papermill_module())  # import once, before node clocks start
+
+    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event)
+    run.save()
+    try:
+        run.loop()
+    finally:
+        if record["status"] == "running":
+            failed = [
+                n for n in record["nodes"] if n["id"] in selected and n["status"] != "succeeded"
+            ]
+            record["status"] = "failed" if failed else "succeeded"
+            record["ended"] = _now()
+            run.save()
+        from oscar_elyra.pipeline.report import write_report
+
+        write_report(rdir, record)
+    return RunResult(run_dir=rdir, record=record)
