@@ -136,7 +136,7 @@ class LocalCluster:
         """Start SeaweedFS and the API; return when both answer."""
         if self.process is not None and self.process.poll() is None:
             return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         info = read_cluster_file(self.data_dir)
         if info and pid_alive(info.get("pid")):
@@ -217,6 +217,17 @@ class LocalCluster:
         except subprocess.TimeoutExpired:
             pass
         self.endpoint = None
+
+    def detach(self) -> None:
+        """Leave the cluster running after this Python process exits (``local up --detach``)."""
+        if self._atexit:
+            atexit.unregister(self.stop)
+            self._atexit = False
+        self.process = None
+
+    def wait(self) -> int:
+        """Block until the server process exits; returns its exit code."""
+        return self.process.wait() if self.process else 0
 
     def __enter__(self) -> LocalCluster:
         return self.start()
