@@ -119,7 +119,7 @@ def services_get(state: CliState, name: str) -> None:
 
 
 @services.command("apply")
-@click.argument("fdl", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("fdl", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @pass_state
 def services_apply(state: CliState, fdl: str) -> None:
     """Create or update every service of the FDL file (validated before sending)."""
