@@ -261,12 +261,12 @@ def inputs(
     """What upstream nodes produced in this run.
 
     ``from_nodes`` names the producing node(s) (a name, a comma-separated string or a list);
-    without it, the artifacts of the most recent manifest of this run (other than ``exclude``,
-    usually the calling node) are returned: the direct predecessor in a chain of nodes.
+    without it, the artifacts of the most recent non-empty manifest of this run (other than
+    ``exclude``, usually the calling node) are returned: the direct predecessor in a chain.
     Raises ValidationError naming the available nodes when nothing matches.
     """
     found = [m for m in manifests(directory) if m.node != exclude]
-    available = ", ".join(sorted({m.node for m in found})) or "none"
+    available = ", ".join(sorted({m.node for m in found if m.artifacts})) or "none"
     if from_nodes:
         names = (
             [n.strip() for n in from_nodes.split(",")]
@@ -285,6 +285,7 @@ def inputs(
                 )
             result.extend(chosen[-1].artifacts)
         return result
+    found = [m for m in found if m.artifacts]  # e.g. a deploy node passes no files
     if not found:
         raise ValidationError(
             f"no upstream artifacts in run {run_name()!r}: connect an upload or OSCAR node before "

@@ -84,6 +84,51 @@ def split_list(value: Any) -> list[str]:
     return [v.strip() for v in re.split(r"[,\n]", str(value)) if v.strip()]
 
 
+def check_source(name: str, value: str, *, want_file: bool = False) -> Path:
+    """The existing local folder/file named by variable ``name``, else ParameterError."""
+    path = Path(value).expanduser()
+    if not path.exists() or (want_file and not path.is_file()):
+        what = "file" if want_file else "folder or file"
+        raise ParameterError(
+            f"{name}={value!r}: no such {what} (relative paths start at {Path.cwd()})"
+        )
+    return path
+
+
+def local_files(name: str, value: Any) -> list[Path]:
+    """Files named by a comma-separated variable (folders expand to their files, sorted)."""
+    files: list[Path] = []
+    for item in split_list(value):
+        path = check_source(name, item)
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    if not files:
+        raise ParameterError(f"{name}={value!r} names no files: expected files or folders")
+    return files
+
+
+def show(artifacts: Sequence[Artifact], *, images: int = 6) -> Any:
+    """Display artifacts in a notebook: a table, plus the first few PNG/JPEG images inline."""
+    import pandas as pd
+
+    table = pd.DataFrame(summary(artifacts))
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover - plain Python
+        return table
+    if get_ipython() is None:
+        return table
+    display(table)
+    shown = 0
+    for art in artifacts:
+        if shown >= images or not art.name.lower().endswith((".png", ".jpg", ".jpeg")):
+            continue
+        data = Path(art.path).read_bytes() if art.path else get_store().get_bytes(art.uri)
+        display(Image(data=data))
+        shown += 1
+    return None
+
+
 # --------------------------------------------------------------------------- connections
 
 
@@ -274,16 +319,11 @@ def _guess_suffix(path: Path) -> str:
         return ".bin"
 
 
-def _result_files(result: Any, out_dir: Path) -> list[Path]:
-    """Local files of an invoke.Result (its written paths, else its bytes saved)."""
-    paths = [Path(p) for p in (getattr(result, "paths", None) or []) if Path(p).is_file()]
-    if not paths and getattr(result, "path", None) and Path(result.path).is_file():
-        paths = [Path(result.path)]
+def _result_files(result: Any) -> list[Path]:
+    """Local files of an :class:`oscar_elyra.invoke.Result` written into the output folder."""
+    paths = [Path(p) for p in result.paths if Path(p).is_file()]
     if not paths:
-        data = result.bytes if not callable(getattr(result, "bytes", None)) else result.bytes()
-        path = out_dir / "output"
-        path.write_bytes(data or b"")
-        paths = [path]
+        raise ServiceError(f"service {result.service!r} answered nothing to store")
     return paths
 
 
@@ -331,7 +371,7 @@ def invoke_sync(
             out_dir = work / f"out-{n}"
             out_dir.mkdir()
             result = invoke.run(service, payload, out_dir, client=client, timeout=timeout)
-            files = _result_files(result, out_dir)
+            files = _result_files(result)
             for path in files:
                 if len(files) == 1:
                     name = stem + (path.suffix or _guess_suffix(path))
@@ -388,30 +428,22 @@ def invoke_async(
                     raise ValidationError(f"input file {str(path)!r} does not exist")
                 files.append(path)
                 sources.append(str(path))
-        run_id = re.sub(r"[^a-z0-9-]", "-", run_name().lower())[:40].strip("-") or None
+        run_id = re.sub(r"[^A-Za-z0-9_.]", "_", run_name())[:48]
         jobs = invoke.submit(service, files, client=client, store=store, run_id=run_id)
-        jobs = invoke.wait(jobs, timeout=timeout)
-    failed = [j for j in jobs if str(getattr(j, "status", "")).lower() not in ("succeeded", "")]
-    if failed:
-        first = failed[0]
-        raise ServiceError(
-            f"{len(failed)} of {len(jobs)} {service!r} jobs did not succeed "
-            f"(first: {getattr(first, 'input', '?')} -> {first.status})",
-            log=getattr(first, "log", None),
-        )
+        jobs = invoke.wait(jobs, timeout=timeout)  # ServiceError/TimeoutError on failure
     results = []
     source_by_file = {str(f): s for f, s in zip(files, sources, strict=True)}
     for job in jobs:
-        source = source_by_file.get(str(getattr(job, "input", "")), getattr(job, "input_uri", None))
+        source = source_by_file.get(str(job.input), job.input_uri)
         for uri in job.outputs:
-            info = store.stat(uri)
             results.append(
                 _artifact(
                     store,
-                    info,
+                    store.stat(uri),
+                    name=job.output_name(uri),
                     node=node,
                     service=service,
-                    job=getattr(job, "job_name", None),
+                    job=job.job_name,
                     run=run_name(),
                     source=source,
                 )
