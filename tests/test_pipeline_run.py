@@ -1,0 +1,211 @@
+"""Running pipelines: parallel branches, failure isolation, resume, selection, params, notebooks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from oscar_elyra.cli import main
+from oscar_elyra.pipeline import read_run, run_pipeline
+from oscar_elyra.pipeline.builder import node, pipeline, write_notebook, write_pipeline
+
+# a script that records what it saw: its label (argv-free: from its file name), env and cwd
+SCRIPT = """import json, os, pathlib, sys, time
+me = pathlib.Path(__file__).stem
+time.sleep(float(os.environ.get("SLEEP_" + me, "0")))
+keys = ["ELYRA_RUNTIME_ENV", "ELYRA_RUN_NAME", "SIZE", "FLAG", "COLOR", "SHARED", "EMPTY"]
+pathlib.Path(me + ".out").write_text(json.dumps(
+    {"cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in keys}}))
+if os.environ.get("FAIL_" + me):
+    print("about to fail", flush=True)
+    raise RuntimeError("node " + me + " failed on purpose")
+"""
+
+
+def _scripts(d: Path, *names: str) -> None:
+    for n in names:
+        (d / f"{n}.py").write_text(SCRIPT)
+
+
+def _seen(d: Path, name: str) -> dict:
+    return json.loads((d / f"{name}.out").read_text())
+
+
+def _interval(rec: dict) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(rec["start"]), datetime.fromisoformat(rec["end"])
+
+
+def test_fan_out_runs_in_parallel(tmp_path, monkeypatch):
+    """src -> 4 sleep-bound branches -> join: the branches' intervals overlap in run.json."""
+    names = ["src", "b1", "b2", "b3", "b4", "join"]
+    _scripts(tmp_path, *names)
+    for b in names[1:5]:
+        monkeypatch.setenv(f"SLEEP_{b}", "1.5")
+    src = node("src", "src.py")
+    branches = [node(b, f"{b}.py", parents=[src]) for b in names[1:5]]
+    join = node("join", "join.py", parents=branches)
+    path = write_pipeline(tmp_path / "fan.pipeline", pipeline([src, *branches, join]))
+    result = run_pipeline(path, workers=4, run_dir=tmp_path / "run")
+    assert result.ok
+    recs = result.nodes
+    byl = {r["label"]: r for r in recs.values()}
+    spans = [_interval(byl[b]) for b in names[1:5]]
+    # every pair of branches overlaps in time; all start after src ends and end before join
+    for i, (s1, e1) in enumerate(spans):
+        for s2, e2 in spans[i + 1 :]:
+            assert s1 < e2 and s2 < e1
+    src_end = _interval(byl["src"])[1]
+    join_start = _interval(byl["join"])[0]
+    assert all(s >= src_end and e <= join_start for s, e in spans)
+    # the record on disk is the same as the returned one
+    assert read_run(tmp_path / "run")["nodes"] == result.record["nodes"]
+    assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_failure_isolation_then_resume(tmp_path, monkeypatch):
+    """a -> (bad -> bad_child), a -> (good -> good_child); bad fails: its subtree does not run,
+    the sibling branch finishes, exit code 1; --resume reruns only the failed subtree."""
+    names = ["a", "bad", "bad_child", "good", "good_child"]
+    _scripts(tmp_path, *names)
+    monkeypatch.setenv("FAIL_bad", "1")
+    a = node("a", "a.py")
+    bad = node("bad", "bad.py", parents=[a])
+    bad_child = node("bad_child", "bad_child.py", parents=[bad])
+    good = node("good", "good.py", parents=[a])
+    good_child = node("good_child", "good_child.py", parents=[good])
+    path = write_pipeline(
+        tmp_path / "iso.pipeline", pipeline([a, bad, bad_child, good, good_child])
+    )
+    run_dir = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["run", str(path), "--run-dir", str(run_dir), "-q"])
+    assert res.exit_code == 1, res.output
+    rec = read_run(run_dir)
+    status = {n["label"]: n["status"] for n in rec["nodes"]}
+    assert status == {
+        "a": "succeeded",
+        "bad": "failed",
+        "bad_child": "not_run",
+        "good": "succeeded",
+        "good_child": "succeeded",
+    }
+    bad_rec = next(n for n in rec["nodes"] if n["label"] == "bad")
+    assert "failed on purpose" in bad_rec["error"]["message"]
+    assert "about to fail" in (run_dir / bad_rec["log"]).read_text()
+    assert not (tmp_path / "bad_child.out").exists()
+    first_run_name = rec["run_name"]
+    before = {n: (tmp_path / f"{n}.out").stat().st_mtime_ns for n in ["a", "good", "good_child"]}
+
+    monkeypatch.delenv("FAIL_bad")
+    res = CliRunner().invoke(main, ["run", str(path), "--resume", str(run_dir), "-q"])
+    assert res.exit_code == 0, res.output
+    rec = read_run(run_dir)
+    attempts = {n["label"]: (n["status"], n["attempt"]) for n in rec["nodes"]}
+    assert attempts == {
+        "a": ("succeeded", 1),
+        "bad": ("succeeded", 2),
+        "bad_child": ("succeeded", 1),
+        "good": ("succeeded", 1),
+        "good_child": ("succeeded", 1),
+    }
+    after = {n: (tmp_path / f"{n}.out").stat().st_mtime_ns for n in ["a", "good", "good_child"]}
+    assert after == before  # succeeded nodes did not run again
+    assert rec["run_name"] == first_run_name
+    assert _seen(tmp_path, "bad_child")["env"]["ELYRA_RUN_NAME"] == first_run_name
+
+
+def test_env_params_and_selection(tmp_path, monkeypatch):
+    """Env precedence (process < parameters < pipeline defaults < node env), typed --param,
+    --only and --from by label or id."""
+    _scripts(tmp_path, "a", "b", "c")
+    monkeypatch.setenv("COLOR", "from-process")
+    monkeypatch.setenv("SHARED", "from-process")
+    a = node("a", "a.py", parameters=["SIZE", "FLAG"], env={"COLOR": "node-a", "EMPTY": ""})
+    b = node("b", "b.py", parents=[a], parameters=["SIZE"])
+    c = node("c", "c.py", parents=[b])
+    doc = pipeline(
+        [a, b, c],
+        env={"SHARED": "default", "COLOR": "default"},
+        parameters=[
+            {"name": "SIZE", "type": "Integer", "value": 3},
+            {"name": "FLAG", "type": "Bool", "value": False},
+        ],
+    )
+    path = write_pipeline(tmp_path / "env.pipeline", doc)
+    result = run_pipeline(path, params={"SIZE": "42", "FLAG": "yes"}, run_dir=tmp_path / "r1")
+    assert result.ok
+    env_a = _seen(tmp_path, "a")["env"]
+    assert env_a == {
+        "ELYRA_RUNTIME_ENV": "local",
+        "ELYRA_RUN_NAME": result.record["run_name"],
+        "SIZE": "42",
+        "FLAG": "true",
+        "COLOR": "node-a",
+        "SHARED": "default",
+        "EMPTY": None,
+    }
+    assert _seen(tmp_path, "b")["env"]["COLOR"] == "default"
+    assert _seen(tmp_path, "b")["env"]["FLAG"] is None  # b does not use FLAG
+    assert _seen(tmp_path, "a")["cwd"] == str(tmp_path)
+    assert result.record["run_name"].startswith("env-")
+    assert result.record["parameters"] == {"SIZE": 42, "FLAG": True}
+
+    for f in tmp_path.glob("*.out"):
+        f.unlink()
+    result = run_pipeline(path, only=["b"], run_dir=tmp_path / "r2")
+    assert result.ok and _seen(tmp_path, "b")["env"]["SIZE"] == "3"
+    assert {r["label"]: r["status"] for r in result.nodes.values()} == {
+        "a": "skipped",
+        "b": "succeeded",
+        "c": "skipped",
+    }
+
+    for f in tmp_path.glob("*.out"):
+        f.unlink()
+    result = run_pipeline(path, from_=[b["id"]], run_dir=tmp_path / "r3")
+    assert result.ok
+    assert sorted(p.stem for p in tmp_path.glob("*.out")) == ["b", "c"]
+
+
+def test_notebooks_source_unchanged_and_failing_cell(tmp_path, monkeypatch):
+    """Notebook nodes: executed copy in the run dir, source untouched, cwd = notebook dir,
+    a failing cell is reported with its number; the downstream node does not run."""
+    sub = tmp_path / "nbs"
+    sub.mkdir()
+    ok = write_notebook(
+        sub / "ok.ipynb",
+        "import os\nprint('RUN', os.environ['ELYRA_RUN_NAME'])",
+        "open('ok.txt', 'w').write(os.getcwd())",
+    )
+    bad = write_notebook(sub / "bad.ipynb", "x = 1", "raise ValueError('broken cell')", "y = 2")
+    (tmp_path / "after.py").write_text(SCRIPT)
+    originals = {p: p.read_bytes() for p in (ok, bad)}
+    n_ok = node("ok", "nbs/ok.ipynb", outputs=["ok.txt"])
+    n_bad = node("bad", "nbs/bad.ipynb")
+    n_after = node("after", "after.py", parents=[n_bad])
+    path = write_pipeline(tmp_path / "nb.pipeline", pipeline([n_ok, n_bad, n_after]))
+    result = run_pipeline(path, run_dir=tmp_path / "run", workers=2)
+    assert not result.ok
+    assert {p: p.read_bytes() for p in (ok, bad)} == originals
+    rec_ok, rec_bad = result.by_label("ok"), result.by_label("bad")
+    assert rec_ok["status"] == "succeeded"
+    assert (sub / "ok.txt").read_text() == str(sub)
+    executed = json.loads((tmp_path / "run" / rec_ok["notebook"]).read_text())
+    outputs = "".join(
+        "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+    )
+    assert f"RUN {result.record['run_name']}" in outputs
+    assert rec_ok["artifacts"][0]["name"] == "ok.txt"
+    assert rec_bad["status"] == "failed"
+    cell = rec_bad["error"]["cell"]
+    assert cell["execution_count"] == 2 and cell["ename"] == "ValueError"
+    assert "broken cell" in rec_bad["error"]["message"]
+    assert "raise ValueError" in cell["source"]
+    assert (tmp_path / "run" / rec_bad["notebook"]).is_file()
+    assert result.by_label("after")["status"] == "not_run"
+    assert not (tmp_path / "after.out").exists()
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "broken cell" in report and "http" not in report.split("<body>")[0]

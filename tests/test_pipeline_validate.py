@@ -1,0 +1,166 @@
+"""Bad pipelines and arguments: exit 2, one clear line, nothing executed; validate/describe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from oscar_elyra.cli import main
+from oscar_elyra.pipeline import load_pipeline, resolve_parameters, validate_pipeline
+from oscar_elyra.pipeline.builder import node, pipeline, write_pipeline
+
+MARK = "import pathlib; pathlib.Path('executed.marker').write_text('x')\n"
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def good(tmp_path):
+    """A valid 2-node script pipeline whose nodes leave a marker when executed."""
+    (tmp_path / "a.py").write_text(MARK)
+    (tmp_path / "b.py").write_text(MARK)
+    a = node("a", "a.py")
+    b = node("b", "b.py", parents=[a], parameters=["size"])
+    doc = pipeline(
+        [a, b],
+        parameters=[
+            {"name": "size", "type": "Integer", "value": 3},
+            {"name": "flag", "type": "Bool", "value": False},
+        ],
+    )
+    return tmp_path, doc
+
+
+def _bad_cases(tmp_path, doc):
+    """(name, pipeline text, expected fragment of the message) for each bad pipeline."""
+    cases = [("invalid-json", '{"doc_type": "pipeline", "pipelines": [', "not valid JSON")]
+
+    cyc = json.loads(json.dumps(doc))
+    nodes = cyc["pipelines"][0]["nodes"]
+    nodes[0]["inputs"][0]["links"] = [
+        {"id": "l1", "node_id_ref": nodes[1]["id"], "port_id_ref": "outPort"}
+    ]
+    cases.append(("cycle", json.dumps(cyc), "cycle"))
+
+    missing = json.loads(json.dumps(doc))
+    missing["pipelines"][0]["nodes"][1]["app_data"]["component_parameters"]["filename"] = "nope.py"
+    cases.append(("missing-file", json.dumps(missing), "'nope.py' not found"))
+
+    unknown = json.loads(json.dumps(doc))
+    unknown["pipelines"][0]["nodes"][1]["op"] = "execute-fortran-node"
+    cases.append(("unknown-op", json.dumps(unknown), "unknown op 'execute-fortran-node'"))
+
+    old = json.loads(json.dumps(doc))
+    old["pipelines"][0]["app_data"]["version"] = 7
+    cases.append(
+        ("version-7", json.dumps(old), "open and save it in the Elyra 4.1 pipeline editor")
+    )
+
+    req = json.loads(json.dumps(doc))
+    params = req["pipelines"][0]["app_data"]["properties"]["pipeline_parameters"]
+    params[0].update(required=True, default_value={"type": "Integer", "value": ""})
+    cases.append(("missing-param", json.dumps(req), "--param size=VALUE"))
+
+    other = json.loads(json.dumps(doc))
+    other["pipelines"][0]["nodes"][1]["op"] = "elyra-kfp-examples-catalog:a08014f9252f"
+    other["pipelines"][0]["nodes"][1]["app_data"]["component_source"] = json.dumps(
+        {
+            "catalog_type": "elyra-kfp-examples-catalog",
+            "component_ref": {"component-id": "download_data.yaml"},
+        }
+    )
+    cases.append(("other-catalog", json.dumps(other), "elyra-kfp-examples-catalog:a08014f9252f"))
+    return cases
+
+
+def test_bad_pipelines_exit_2_with_one_line_and_run_nothing(good, monkeypatch):
+    tmp_path, doc = good
+    monkeypatch.chdir(tmp_path)
+    for name, text, fragment in _bad_cases(tmp_path, doc):
+        path = tmp_path / f"{name}.pipeline"
+        path.write_text(text)
+        result = CliRunner().invoke(main, ["run", str(path)])
+        assert result.exit_code == 2, (name, result.output)
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (name, result.output)
+        assert fragment in lines[0], (name, lines[0])
+        assert not (tmp_path / "executed.marker").exists(), name
+        assert not (tmp_path / "runs").exists(), name
+        # validate reports the same problem (and exits 2)
+        result = CliRunner().invoke(main, ["validate", str(path)])
+        assert result.exit_code == 2, (name, result.output)
+        assert fragment in result.output, (name, result.output)
+
+
+def test_param_types_and_unknown_names(good, monkeypatch):
+    tmp_path, doc = good
+    monkeypatch.chdir(tmp_path)
+    path = write_pipeline(tmp_path / "p.pipeline", doc)
+    for args, fragment in [
+        (["--param", "size=big"], "parameter 'size' is Integer, got 'big'"),
+        (["--param", "size=1.5"], "parameter 'size' is Integer"),
+        (["--param", "flag=maybe"], "parameter 'flag' is Bool"),
+        (["--param", "colour=red"], "unknown parameter 'colour'"),
+        (["--param", "size"], "is not NAME=VALUE"),
+        (["--only", "zzz"], "no node 'zzz'"),
+    ]:
+        result = CliRunner().invoke(main, ["run", str(path), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert fragment in result.output, (args, result.output)
+        assert not (tmp_path / "executed.marker").exists()
+
+    pl = load_pipeline(path)
+    values = resolve_parameters(pl, {"size": "7", "flag": "TRUE"})
+    assert values == {"size": 7, "flag": True}
+    assert resolve_parameters(pl) == {"size": 3, "flag": False}
+    issues = validate_pipeline(pl, values)
+    assert not [i for i in issues if i.severity == "error"]
+    # 'flag' is defined with a value but no node uses it: a warning, as in Elyra
+    assert any("flag" in i.message and i.severity == "warning" for i in issues)
+
+
+def test_validate_and_describe(good):
+    tmp_path, doc = good
+    path = write_pipeline(tmp_path / "p.pipeline", doc)
+    result = _cli("validate", str(path))
+    assert result.exit_code == 0 and "valid (2 nodes)" in result.output
+    result = _cli("--json", "describe", str(path))
+    info = json.loads(result.output)
+    assert [n["label"] for n in info["nodes"]] == ["a", "b"]
+    assert info["nodes"][1]["depends_on"] == ["a"]
+    assert info["nodes"][1]["parameters"] == ["size"]
+    assert {p["name"]: (p["type"], p["default"]) for p in info["parameters"]} == {
+        "size": ("Integer", 3),
+        "flag": ("Bool", False),
+    }
+    human = _cli("describe", str(path)).output
+    assert "b [python] b.py  after: a" in human and "size (Integer) = 3" in human
+
+
+def test_reference_pipelines_parse():
+    """The real Elyra files: the generic one parses fully; the KFP one names its catalog."""
+    from pathlib import Path
+
+    ref = Path("/work/shared/reference")
+    if not ref.is_dir():
+        pytest.skip("reference pipelines not available")
+    generic = load_pipeline(ref / "elyra-generic-producer-consumer.pipeline")
+    assert len(generic.nodes) == 5
+    consumer = generic.find("consumer.ipynb")
+    assert len(consumer.parents) == 2
+    assert generic.find("producer.ipynb").env == {}  # NB_USER has no value: dropped like Elyra
+    order = [generic.nodes[n].label for n in generic.topological_order()]
+    assert (
+        order.index("setup.py")
+        < order.index("create-source-files.py")
+        < order.index("consumer.ipynb")
+    )
+    kfp = load_pipeline(ref / "elyra-kfp-3-node-custom.pipeline")
+    issues = validate_pipeline(kfp)
+    assert any("elyra-kfp-examples-catalog" in i.message for i in issues if i.severity == "error")
+    hash_node = kfp.find("Calculate data hash")
+    assert hash_node.component_id == "calculate_hash.yaml"
