@@ -420,6 +420,10 @@ class ObjectStore:
         except Exception as exc:  # noqa: BLE001
             raise self._error(exc, bucket, "", "create bucket") from None
 
+    def list_buckets(self) -> list[str]:
+        """Names of the buckets the credentials can see."""
+        return sorted(b.name for b in self._call("list buckets", "-", "", self._mc.list_buckets))
+
     # ---------------------------------------------------------------- upload
 
     def put_file(

@@ -1,0 +1,187 @@
+"""Sync invocation (``oscar_elyra.invoke.run``) against the embedded cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+from PIL import Image
+
+from oscar_elyra.client import OscarClient
+from oscar_elyra.config import resolve_cluster
+from oscar_elyra.errors import NotFoundError, UnsafePathError, ValidationError
+from oscar_elyra.invoke import Result, run
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    cl = OscarClient(
+        resolve_cluster(
+            endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
+            ssl_verify=False,
+        )
+    )
+    for name, script in {
+        # cat: the input back as the one output file
+        "c-cat": 'cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/out.bin"',
+        # several files, one in a subdirectory -> a zip answer
+        "c-multi": textwrap.dedent(
+            """\
+            mkdir -p "$TMP_OUTPUT_DIR/sub"
+            echo one > "$TMP_OUTPUT_DIR/a.txt"
+            echo two > "$TMP_OUTPUT_DIR/sub/b.txt"
+            cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/input.copy"
+            """
+        ),
+        # no output file -> stdout
+        "c-echo": 'echo "got: $(cat "$INPUT_FILE_PATH")"',
+        # a single output that is a malicious zip
+        "c-zipslip": textwrap.dedent(
+            """\
+            python3 -c '
+            import sys, zipfile
+            with zipfile.ZipFile(sys.argv[1], "w") as z:
+                z.writestr("ok.txt", "fine")
+                z.writestr("../../evil.txt", "gotcha")
+            ' "$TMP_OUTPUT_DIR/evil.zip"
+            """
+        ),
+    }.items():
+        cl.apply_service({"name": name, "image": "local", "script": script})
+    return cl
+
+
+def png(path, color=(200, 30, 30), size=(16, 16)):
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_json_input_text_output(client):
+    res = run("cowsay", {"message": "héllo wörld ✓"}, client=client)
+    assert res.kind == "text" and "héllo wörld ✓" in res.text
+    assert res.path is None and res.paths == [] and str(res) == res.text
+
+
+def test_non_ascii_text_input(client):
+    res = run("c-echo", "naïve café ✓ 日本", client=client)
+    assert res.text.strip() == "got: naïve café ✓ 日本"
+    assert res.bytes == res.text.encode("utf-8")
+
+
+def test_binary_output_png(client, tmp_path):
+    img = png(tmp_path / "cat.png")
+    res = run("grayify", img, client=client)
+    assert res.kind == "file" and res.path.suffix == ".png" and res.path.name == "cat.png"
+    assert res._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(res.path) as out:
+        assert out.mode == "L" and out.size == (16, 16)
+    # explicit file target and directory target
+    res2 = run("grayify", img, tmp_path / "o" / "gray.png", client=client)
+    assert res2.path == tmp_path / "o" / "gray.png" and res2.path.read_bytes() == res.bytes
+    (tmp_path / "d").mkdir()
+    res3 = run("grayify", img, tmp_path / "d", client=client)
+    assert res3.path == tmp_path / "d" / "cat.png"
+    assert not [p for p in tmp_path.rglob("*.part")]
+
+
+def test_json_output(client, tmp_path):
+    res = run("digits", png(tmp_path / "seven.png", (255, 255, 255), (8, 8)), client=client)
+    doc = res.json()
+    assert res.path.name == "seven.json" and doc["input"]
+    assert len(doc["probabilities"]) == 10 and 0 <= doc["digit"] <= 9
+    assert "<table>" in res._repr_html_() and res._repr_png_() is None
+
+
+def test_bytes_roundtrip_exact(client):
+    data = os.urandom(100_001) + b"\x00PK\x03\x04"
+    res = run("c-cat", data, client=client)
+    assert res.kind == "file" and res.bytes == data and res.path.suffix == ".bin"
+
+
+def test_zip_output_unpacked(client, tmp_path):
+    res = run("c-multi", "payload", tmp_path / "out", client=client)
+    assert res.kind == "files"
+    rel = sorted(p.relative_to(tmp_path / "out").as_posix() for p in res.paths)
+    assert rel == ["a.txt", "input.copy", "sub/b.txt"]
+    assert (tmp_path / "out" / "input.copy").read_text() == "payload"
+    assert "3 files" in res._repr_html_()
+    with pytest.raises(ValidationError):
+        res.bytes  # noqa: B018
+    kept = run("c-multi", "payload", tmp_path / "all.zip", client=client)
+    assert kept.kind == "file" and zipfile.is_zipfile(kept.path)
+
+
+def test_zip_slip_refused(client, tmp_path):
+    dest = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafePathError, match="evil"):
+        run("c-zipslip", "x", dest, client=client)
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "deep" / "evil.txt").exists()
+    assert not dest.exists() or list(dest.rglob("*")) == []  # nothing half-extracted
+
+
+def test_bad_input(client, tmp_path):
+    with pytest.raises(ValidationError, match="does not exist"):
+        run("c-cat", tmp_path / "missing.bin", client=client)
+    (tmp_path / "empty").write_bytes(b"")
+    for empty in ["", b"", tmp_path / "empty"]:
+        with pytest.raises(ValidationError, match="empty"):
+            run("c-cat", empty, client=client)
+    with pytest.raises(ValidationError, match="unsupported"):
+        run("c-cat", 42, client=client)
+    with pytest.raises(NotFoundError, match="no-such-svc"):
+        run("no-such-svc", "x", client=client)
+
+
+def test_result_json_error():
+    res = Result("svc", "text", _text="not json")
+    with pytest.raises(ValidationError, match="not JSON"):
+        res.json()
+    assert res._repr_html_() is None
+    table = Result("svc", "text", _text=json.dumps([{"a": 1, "b": 2}, {"a": 3}]))
+    assert "<th>a</th><th>b</th>" in table._repr_html_()
+
+
+MEM_PROBE = textwrap.dedent(
+    """\
+    import hashlib, json, os, resource, sys
+    from pathlib import Path
+    import psutil
+    from oscar_elyra.client import OscarClient
+    from oscar_elyra.invoke import run
+    src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    client = OscarClient()
+    client.service_token("c-cat")
+    base = psutil.Process().memory_info().rss
+    res = run("c-cat", src, out, client=client)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"delta": peak - base, "path": str(res.path)}))
+    """
+)
+
+
+def test_streaming_memory_bounded(client, cluster_env, tmp_path):
+    """A 96 MB input and its 96 MB answer stay far below 64 MB above baseline."""
+    src = tmp_path / "big.bin"
+    chunk = os.urandom(1 << 20)
+    with open(src, "wb") as fh:
+        for _ in range(96):
+            fh.write(chunk)
+    out = tmp_path / "big.out"
+    proc = subprocess.run(
+        [sys.executable, "-c", MEM_PROBE, str(src), str(out)],
+        env=cluster_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["delta"] < 64 * 1024 * 1024, info
+    h = hashlib.sha256()
+    with open(out, "rb") as fh:
+        while b := fh.read(1 << 20):
+            h.update(b)
+    assert h.hexdigest() == hashlib.sha256(chunk * 96).hexdigest()
