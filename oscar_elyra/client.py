@@ -152,6 +152,9 @@ class OscarClient:
         """Send a request; map transport failures and HTTP errors to typed exceptions."""
         url = self.endpoint + path
         t = self._timeout(timeout)
+        # explicit per request: a session-level verify=False is overridden by
+        # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in requests' environment merge
+        kwargs.setdefault("verify", self.cluster.ssl_verify)
         try:
             resp = self._session.request(method, url, timeout=t, **kwargs)
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
@@ -238,7 +241,10 @@ class OscarClient:
     def health(self, timeout: float = 5) -> bool:
         """True when ``/health`` answers 200; False on any error (never raises)."""
         try:
-            resp = self._session.get(self.endpoint + "/health", timeout=timeout, auth=NoAuth())
+            resp = self._session.get(
+                self.endpoint + "/health", timeout=timeout, auth=NoAuth(),
+                verify=self.cluster.ssl_verify,
+            )
             return resp.status_code == 200
         except requests.RequestException:
             return False

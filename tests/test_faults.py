@@ -83,8 +83,11 @@ class FaultServer:
                     time.sleep(action[1])
                     action = action[2:]
                 status, body = action
-                data = body if isinstance(body, bytes) else (
-                    json.dumps(body) if not isinstance(body, str) else body).encode()
+                data = (
+                    body
+                    if isinstance(body, bytes)
+                    else (json.dumps(body) if not isinstance(body, str) else body).encode()
+                )
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(data)))
@@ -99,8 +102,7 @@ class FaultServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def route(self, method: str, path: str, *actions: tuple) -> None:
@@ -238,9 +240,12 @@ def test_connection_refused_message():
 
 @pytest.mark.parametrize(
     ("status", "exc", "fragment"),
-    [(401, AuthError, "(401)"), (403, AuthError, "(403)"),
-     (404, NotFoundError, "service 'nope' not found (404)"),
-     (500, ServiceError, "(500)")],
+    [
+        (401, AuthError, "(401)"),
+        (403, AuthError, "(403)"),
+        (404, NotFoundError, "service 'nope' not found (404)"),
+        (500, ServiceError, "(500)"),
+    ],
 )
 def test_status_mapping_and_messages(server, status, exc, fragment):
     server.route("GET", "/system/services/nope", (status, f"failure; password={PASSWORD}"))
@@ -286,15 +291,18 @@ def test_refused_service_token_is_forgotten(server):
 
 
 def test_list_jobs_bare_map_of_old_versions(server):
-    bare = {"svc-job-a": {"status": "Succeeded", "creation_time": "t1"},
-            "svc-job-b": {"status": "Failed"}}
+    bare = {
+        "svc-job-a": {"status": "Succeeded", "creation_time": "t1"},
+        "svc-job-b": {"status": "Failed"},
+    }
     server.route("GET", "/system/logs/svc", (200, bare))
     assert client_for(server).list_jobs("svc") == bare
 
 
 def test_list_jobs_follows_pages(server):
     server.route(
-        "GET", "/system/logs/svc",
+        "GET",
+        "/system/logs/svc",
         (200, {"jobs": {"j1": {"status": "Running"}}, "next_page": "p2", "remaining_jobs": 2}),
         (200, {"jobs": {"j2": {"status": "Pending"}}, "next_page": "p3", "remaining_jobs": 1}),
         (200, {"jobs": {"j3": {"status": "Succeeded"}}, "next_page": "", "remaining_jobs": 0}),
@@ -305,8 +313,11 @@ def test_list_jobs_follows_pages(server):
 
 
 def test_list_jobs_repeated_page_token_stops(server):
-    server.route("GET", "/system/logs/svc",
-                 (200, {"jobs": {"j1": {}}, "next_page": "same", "remaining_jobs": 5}))
+    server.route(
+        "GET",
+        "/system/logs/svc",
+        (200, {"jobs": {"j1": {}}, "next_page": "same", "remaining_jobs": 5}),
+    )
     with pytest.raises(ServiceError, match="repeats page"):
         client_for(server).list_jobs("svc")
 
@@ -320,11 +331,86 @@ def test_non_json_answer(server):
 def test_minio_provider_both_shapes_and_secret_registered(server):
     from oscar_elyra.auth import redact
 
-    provider = {"endpoint": "http://s3", "access_key": "ak", "secret_key": "s3-secret-xyz-1",
-                "region": "r1", "verify": False}
-    server.route("GET", "/system/config", (200, {"config": {"minio_provider": provider}}),
-                 (200, {"minio_provider": provider}))
+    provider = {
+        "endpoint": "http://s3",
+        "access_key": "ak",
+        "secret_key": "s3-secret-xyz-1",
+        "region": "r1",
+        "verify": False,
+    }
+    server.route(
+        "GET",
+        "/system/config",
+        (200, {"config": {"minio_provider": provider}}),
+        (200, {"minio_provider": provider}),
+    )
     client = client_for(server)
     assert client.minio_provider() == provider
     assert client.minio_provider()["region"] == "r1"
     assert redact("key s3-secret-xyz-1") == "key ***"
+
+
+def test_oidc_token_used_for_run_instead_of_service_token(server):
+    server.route("POST", "/run/svc", (200, "ok"))
+    server.route("POST", "/job/svc", (201, ""))
+    cfg = ClusterConfig(cluster_id="faulty", endpoint=server.url, token="oidc-access-token-1")
+    client = OscarClient(cfg)
+    client.post_run("svc", b"{}").close()
+    client.post_job("svc", b"{}")
+    assert server.hits[("GET", "/system/services/svc")] == 0
+    assert server.auth[-2:] == ["Bearer oidc-access-token-1"] * 2
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The fault server behind TLS with a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    srv = FaultServer()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.httpd.socket = ctx.wrap_socket(srv.httpd.socket, server_side=True)
+    srv.url = srv.url.replace("http://", "https://")
+    srv.route("GET", "/system/info", (200, {"version": "tls"}))
+    srv.route("GET", "/health", (200, "Ok"))
+    yield srv, cert
+    srv.close()
+
+
+def test_tls_verification_on_by_default(tls_server):
+    srv, cert = tls_server
+    cfg = ClusterConfig(cluster_id="tls", endpoint=srv.url, user="u", password=PASSWORD)
+    with pytest.raises(ServiceError, match=r"cluster 'tls'.*TLS error.*OSCAR_SSL_VERIFY"):
+        OscarClient(cfg, retries=0).info()
+    assert OscarClient(cfg, retries=0).health() is False
+    # off only when asked (also with REQUESTS_CA_BUNDLE set, which requests would let win)
+    insecure = OscarClient(cfg.with_(ssl_verify=False))
+    assert insecure.info() == {"version": "tls"}
+    assert insecure.health() is True
