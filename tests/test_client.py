@@ -293,3 +293,37 @@ def test_example_fdl_paths_exist():
     from oscar_elyra.local.examples import fdl_paths
 
     assert all(Path(p).is_file() for p in fdl_paths())
+
+
+def test_secrets_absent_from_logs_output_and_errors(cluster, client, echo, caplog, capsys):
+    import logging
+
+    from oscar_elyra.auth import install_log_redaction
+
+    install_log_redaction()
+    caplog.set_level(logging.DEBUG)
+    token = client.service_token(echo)
+    s3_secret = client.minio_provider()["secret_key"]
+    secrets = [cluster.password, token, s3_secret, cluster.s3_secret_key]
+    texts = [repr(client), repr(client.cluster), str(client.cluster)]
+    client.info()
+    client.list_services()
+    client.get_service(echo)
+    with client.post_run(echo, b'{"x": 1}') as resp:
+        resp.content  # noqa: B018
+    client.list_jobs(echo)
+    logging.getLogger("oscar_elyra.test").debug(
+        "config %s %s", client.cluster, client.config())
+    for bad in (lambda: client.get_service("nope-x"), lambda: client.post_run("nope-x", b"{}"),
+                lambda: OscarClient(client.cluster.with_(password=cluster.password + "x"))
+                .list_services()):
+        with pytest.raises(Exception) as info:  # noqa: PT011 - any typed error
+            bad()
+        texts.append(str(info.value) + repr(info.value))
+    out = capsys.readouterr()
+    texts += [caplog.text, out.out, out.err]
+    texts += [r.getMessage() for r in caplog.records]
+    blob = "\n".join(texts)
+    assert "***" in caplog.text  # the config dump was logged, redacted
+    for secret in secrets:
+        assert secret not in blob
