@@ -1,0 +1,169 @@
+"""Async invocation (submit/wait) and batches (map) against the embedded cluster."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from PIL import Image
+
+from oscar_elyra.client import OscarClient
+from oscar_elyra.config import resolve_cluster
+from oscar_elyra.errors import ServiceError, TimeoutError, ValidationError
+from oscar_elyra.invoke import BatchResult, map, submit, wait
+from oscar_elyra.storage import ObjectStore
+
+# echoes the input name (so the job log identifies the input), fails on "FAIL",
+# writes <stem>.out, and a second file <stem>.extra for inputs containing "MULTI"
+ECHO = textwrap.dedent(
+    """\
+    name=$(basename "$INPUT_FILE_PATH")
+    echo "processing $name"
+    if grep -q FAIL "$INPUT_FILE_PATH"; then echo "boom-marker for $name" >&2; exit 3; fi
+    tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/${name%.*}.out"
+    if grep -q MULTI "$INPUT_FILE_PATH"; then echo extra > "$TMP_OUTPUT_DIR/${name%.*}.extra"; fi
+    """
+)
+
+
+def _svc(name: str, script: str) -> dict:
+    return {
+        "name": name,
+        "image": "local",
+        "script": script,
+        "input": [{"storage_provider": "minio.default", "path": f"{name}/in"}],
+        "output": [{"storage_provider": "minio.default", "path": f"{name}/out"}],
+    }
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    cl = OscarClient(
+        resolve_cluster(
+            endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
+            ssl_verify=False,
+        )
+    )
+    cl.apply_service(_svc("a-echo", ECHO))
+    cl.apply_service(_svc("a-slow", "sleep 30"))
+    return cl
+
+
+@pytest.fixture(scope="module")
+def store(client):
+    return ObjectStore.from_client(client, progress=False)
+
+
+def test_submit_wait_100_inputs(client, store, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    files = []
+    for i in range(100):
+        f = src / f"item{i:03d}.txt"
+        f.write_text(f"hello {i}" + (" MULTI" if i % 25 == 0 else ""))
+        files.append(f)
+    jobs = submit("a-echo", files, client=client, store=store)
+    assert len({j.input_uri for j in jobs}) == 100
+    assert all(j.input_uri.startswith(f"s3://a-echo/in/{jobs[0].run_id}-") for j in jobs)
+    wait(jobs, timeout=240, download_to=tmp_path / "out")
+    for i, j in enumerate(jobs):
+        assert j.status == "Succeeded", j
+        assert len(j.outputs) == (2 if i % 25 == 0 else 1)
+        assert all(f"/{j.run_id}-{j.index}-item{i:03d}." in o for o in j.outputs)
+    out = tmp_path / "out"
+    assert (out / "item007.out").read_text().strip() == "HELLO 7"
+    assert (out / "item025.extra").exists()
+    assert len(list(out.iterdir())) == 104
+    # a second run of the same files gets its own outputs, never the first run's
+    again = submit("a-echo", files[:2], client=client, store=store)
+    wait(again, timeout=60)
+    assert all(again[0].run_id in o for j in again for o in j.outputs)
+    assert again[0].run_id != jobs[0].run_id
+
+
+def test_failed_job_raises_with_log(client, store, tmp_path):
+    ok = tmp_path / "fine.txt"
+    ok.write_text("ok")
+    bad = tmp_path / "broken.txt"
+    bad.write_text("FAIL please")
+    jobs = submit("a-echo", [ok, bad], client=client, store=store)
+    with pytest.raises(ServiceError, match="boom-marker") as ei:
+        wait(jobs, timeout=60)
+    assert "broken.txt" in str(ei.value) and ei.value.log
+    assert jobs[0].status == "Succeeded" and jobs[1].status == "Failed"
+    assert jobs[1].job_name and jobs[1].job_name.startswith("a-echo-")
+
+
+def test_timeout_names_pending_inputs(client, store, tmp_path):
+    f = tmp_path / "sleepy.txt"
+    f.write_text("z")
+    jobs = submit("a-slow", [f], client=client, store=store)
+    with pytest.raises(TimeoutError, match="sleepy.txt"):
+        wait(jobs, timeout=1)
+    assert jobs[0].status == "TimedOut"
+    client.delete_jobs("a-slow", all=True)
+
+
+def test_submit_bad_input(client, store, tmp_path):
+    with pytest.raises(ValidationError, match="does not exist"):
+        submit("a-echo", [tmp_path / "missing.txt"], client=client, store=store)
+    with pytest.raises(ValidationError, match="no MinIO input"):
+        client.apply_service({"name": "a-nosync", "image": "local", "script": "true"})
+        (tmp_path / "x").write_text("x")
+        submit("a-nosync", [tmp_path / "x"], client=client, store=store)
+
+
+def test_map_async_resume_after_partial_run(client, store, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}.txt").write_text("FAIL" if i in (1, 4) else f"data {i}")
+    out, record = tmp_path / "out", tmp_path / "records.json"
+    first = map(
+        "a-echo", src, concurrency=3, retries=1, output_dir=out, record_file=record,
+        client=client, store=store, timeout=60, progress=False,
+    )
+    assert isinstance(first, BatchResult) and not first.ok
+    by_name = {r["input"].rsplit("/", 1)[-1]: r for r in first}
+    assert [by_name[f"f{i}.txt"]["status"] for i in range(6)] == [
+        "ok", "failed", "ok", "ok", "failed", "ok",
+    ]
+    assert "boom-marker" in by_name["f1.txt"]["error"]
+    assert by_name["f0.txt"]["outputs"] == [str(out / "f0.out")]
+    assert all(r["seconds"] > 0 for r in first)
+    saved = json.loads(record.read_text())
+    assert [r["status"] for r in saved] == [r["status"] for r in first]
+    df = first.to_pandas()
+    assert list(df.columns) == ["input", "status", "outputs", "error", "seconds"] and len(df) == 6
+
+    # fix the two bad inputs and resume: only they run again
+    for i in (1, 4):
+        (src / f"f{i}.txt").write_text(f"fixed {i}")
+    jobs_before = len(client.list_jobs("a-echo"))
+    second = map(
+        "a-echo", src, concurrency=3, output_dir=out, record_file=record,
+        client=client, store=store, timeout=60, progress=False,
+    )
+    assert second.ok and second.counts() == {"skipped": 4, "ok": 2}
+    assert (out / "f4.out").read_text().strip() == "FIXED 4"
+    assert len(client.list_jobs("a-echo")) == jobs_before + 2
+
+
+def test_map_sync_one_failure_does_not_abort(client, tmp_path):
+    img = tmp_path / "in"
+    img.mkdir()
+    files = []
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i * 80, 10, 10)).save(img / f"p{i}.png")
+        files.append(img / f"p{i}.png")
+    files.insert(1, img / "missing.png")
+    res = map(
+        "grayify", files, mode="sync", concurrency=2, output_dir=tmp_path / "out",
+        client=client, progress=False,
+    )
+    assert [r["status"] for r in res] == ["ok", "failed", "ok", "ok"]
+    assert "does not exist" in res[1]["error"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    with pytest.raises(ValidationError):
+        map("grayify", files, mode="fast", client=client)
