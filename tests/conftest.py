@@ -50,3 +50,24 @@ def s3(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def oscar_schema():
+    """``check(instance, ref)``: validate JSON against the OSCAR v4.1.2 Swagger definitions.
+
+    ``ref`` is a definition name (``"types.Service"``) or a schema dict using
+    ``#/definitions/...`` refs; undeclared properties are rejected.
+    """
+    from oscar_elyra.local.spec import validator
+
+    cache: dict = {}
+
+    def check(instance, ref):
+        key = ref if isinstance(ref, str) else repr(ref)
+        if key not in cache:
+            cache[key] = validator(ref)
+        cache[key].validate(instance)
+        return instance
+
+    return check

@@ -226,6 +226,8 @@ class JobManager:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.queue: asyncio.Queue = asyncio.Queue()
         self.tasks: list[asyncio.Task] = []
+        self._busy: set[asyncio.Task] = set()
+        self._closing = False
 
     # ---------------------------------------------------------------- lifecycle
     def load(self) -> None:
@@ -266,8 +268,18 @@ class JobManager:
         self.tasks = [loop.create_task(self._worker()) for _ in range(self.max_jobs)]
         self.tasks.append(loop.create_task(self._watch()))
 
-    async def stop(self) -> None:
-        """Cancel workers (killing running scripts; their jobs re-run at next start)."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking jobs, let running ones finish for up to ``grace`` s, then kill them.
+
+        Jobs not finished stay Pending/Running on disk and run again at the next start.
+        """
+        self._closing = True
+        busy = [t for t in self.tasks if t in self._busy]
+        for t in self.tasks:
+            if t not in self._busy:
+                t.cancel()
+        if busy:
+            await asyncio.wait(busy, timeout=grace)
         for t in self.tasks:
             t.cancel()
         for proc in list(self.procs.values()):
@@ -388,11 +400,13 @@ class JobManager:
 
     # ---------------------------------------------------------------- execution
     async def _worker(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while not self._closing:
             svc_name, job_name = await self.queue.get()
             rec = self.jobs.get(svc_name, {}).get(job_name)
-            if rec is None or rec.get("status") != "Pending":
+            if rec is None or rec.get("status") != "Pending" or self._closing:
                 continue
+            self._busy.add(me)
             try:
                 await self._execute(rec)
             except asyncio.CancelledError:
@@ -401,6 +415,8 @@ class JobManager:
                 log.exception("job %s failed in the cluster", job_name)
                 self._append_log(rec, f"[oscar-elyra] internal error: {type(exc).__name__}\n")
                 self._finish(rec, "Failed")
+            finally:
+                self._busy.discard(me)
 
     def _log_path(self, rec: dict) -> Path:
         return self._svc_dir(rec["service"]) / f"{rec['name']}.log"

@@ -84,19 +84,40 @@ class Runtime:
 
 
 class SecretFilter(logging.Filter):
-    """Replaces every cluster secret in log records with ``***``."""
+    """Replaces every cluster secret (and every service token) in log records with ``***``."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self.services: ServiceStore | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        if any(s in msg for s in self.secrets):
-            for s in self.secrets:
+        secrets = list(self.secrets)
+        if self.services is not None:
+            secrets += [s.get("token", "") for s in self.services.list()]
+        hits = [s for s in secrets if s and s in msg]
+        if hits:
+            for s in hits:
                 msg = msg.replace(s, "***")
             record.msg, record.args = msg, None
         return True
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log line without the query string (it may carry tokens)."""
+    status = handler.get_status()
+    req = handler.request
+    level = logging.INFO if status < 400 else logging.WARNING
+    logging.getLogger("tornado.access").log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        req.method,
+        req.path,
+        req.remote_ip,
+        1000.0 * req.request_time(),
+    )
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -501,6 +522,7 @@ def make_app(rt: Runtime) -> tornado.web.Application:
         ],
         rt=rt,
         compress_response=False,
+        log_function=_log_request,
     )
 
 
@@ -520,9 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     creds = load_credentials(data_dir)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(
-        SecretFilter([creds["password"], creds["s3_secret_key"], creds["s3_access_key"]])
-    )
+    secret_filter = SecretFilter([creds["password"], creds["s3_secret_key"]])
+    handler.addFilter(secret_filter)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
     lock_fh = open(data_dir / ".lock", "w")
@@ -559,12 +580,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 5
     max_jobs = args.max_jobs if args.max_jobs > 0 else (os.cpu_count() or 1)
-    asyncio.run(_serve(data_dir, creds, weed, sockets, port, max_jobs))
+    asyncio.run(_serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter))
     return 0
 
 
-async def _serve(data_dir, creds, weed, sockets, port, max_jobs) -> None:
+async def _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter) -> None:
     rt = Runtime(data_dir, creds, weed, max_jobs)
+    secret_filter.services = rt.services
     server = tornado.httpserver.HTTPServer(
         make_app(rt), max_body_size=MAX_BODY, max_buffer_size=64 * 1024 * 1024
     )
