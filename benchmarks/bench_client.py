@@ -49,8 +49,14 @@ def main() -> None:
     payload = {"message": "hello from P1"}
     body = json.dumps(payload).encode()
     with tempfile.TemporaryDirectory(prefix="bench-p1-") as tmp, LocalCluster(tmp) as cluster:
-        cfg = ClusterConfig(cluster_id="local", endpoint=cluster.endpoint, user=cluster.user,
-                            password=cluster.password, ssl_verify=False, source="bench")
+        cfg = ClusterConfig(
+            cluster_id="local",
+            endpoint=cluster.endpoint,
+            user=cluster.user,
+            password=cluster.password,
+            ssl_verify=False,
+            source="bench",
+        )
         client = OscarClient(cfg)
         if args.service == "bench-echo":
             client.apply_service(ECHO)
@@ -115,10 +121,14 @@ def main() -> None:
 
     base = statistics.median(times["requests.post"])
     raw = times["requests.post"]
-    print(f"P1 sync invoke, service {name!r}, payload {len(body)} B, {args.rounds} rounds "
-          "(interleaved), embedded cluster")
-    print(f"{'case':26s} {'median ms':>10s} {'p90 ms':>8s} {'ratio':>7s} {'paired':>7s} "
-          f"{'client CPU ms':>14s}")
+    print(
+        f"P1 sync invoke, service {name!r}, payload {len(body)} B, {args.rounds} rounds "
+        "(interleaved), embedded cluster"
+    )
+    print(
+        f"{'case':26s} {'median ms':>10s} {'p90 ms':>8s} {'ratio':>7s} {'paired':>7s} "
+        f"{'client CPU ms':>14s}"
+    )
     verdict = {}
     for label, values in times.items():
         med = statistics.median(values)
@@ -126,11 +136,15 @@ def main() -> None:
         # paired: median over rounds of (this case / requests.post in the same round)
         paired = statistics.median(v / r for v, r in zip(values, raw, strict=True))
         verdict[label] = paired
-        print(f"{label:26s} {med * 1e3:10.2f} {p90 * 1e3:8.2f} {med / base:6.3f}x "
-              f"{paired:6.3f}x {statistics.median(cpu[label]) * 1e3:14.2f}")
+        print(
+            f"{label:26s} {med * 1e3:10.2f} {p90 * 1e3:8.2f} {med / base:6.3f}x "
+            f"{paired:6.3f}x {statistics.median(cpu[label]) * 1e3:14.2f}"
+        )
     worst = max(v for k, v in verdict.items() if k != "requests.Session.post")
-    print(f"goal <= 1.05x vs requests.post (paired median): "
-          f"{'met' if worst <= 1.05 else 'NOT met'} (worst {worst:.3f}x)")
+    print(
+        f"goal <= 1.05x vs requests.post (paired median): "
+        f"{'met' if worst <= 1.05 else 'NOT met'} (worst {worst:.3f}x)"
+    )
 
 
 if __name__ == "__main__":

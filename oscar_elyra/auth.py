@@ -120,9 +120,7 @@ def install_log_redaction() -> None:
             logging.setLogRecordFactory(factory)
             _installed = True
     for handler in [*logging.getLogger().handlers, logging.lastResort]:
-        if handler is not None and not any(
-            isinstance(f, RedactingFilter) for f in handler.filters
-        ):
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
 
 
@@ -250,8 +248,7 @@ class RefreshTokenAuth(_ExpiringTokenAuth):
             return self.token_endpoint
         if not self._issuer:
             raise AuthError(
-                "cannot refresh the OIDC token: no token endpoint known; "
-                "set OSCAR_TOKEN_ENDPOINT"
+                "cannot refresh the OIDC token: no token endpoint known; set OSCAR_TOKEN_ENDPOINT"
             )
         url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
@@ -282,16 +279,17 @@ class RefreshTokenAuth(_ExpiringTokenAuth):
         try:
             resp = requests.post(endpoint, data=data, timeout=self.timeout, verify=self.verify)
         except requests.RequestException as exc:
-            raise AuthError(
-                f"OIDC token refresh at {endpoint} failed: {redact(exc)}"
-            ) from None
+            raise AuthError(f"OIDC token refresh at {endpoint} failed: {redact(exc)}") from None
         try:
             payload = resp.json()
         except ValueError:
             payload = {}
-        if resp.status_code != 200 or not isinstance(payload, dict) or not isinstance(
-            payload.get("access_token"), str
-        ) or not payload.get("access_token"):
+        if (
+            resp.status_code != 200
+            or not isinstance(payload, dict)
+            or not isinstance(payload.get("access_token"), str)
+            or not payload.get("access_token")
+        ):
             detail = ""
             if isinstance(payload, dict):
                 detail = payload.get("error_description") or payload.get("error") or ""
@@ -331,7 +329,10 @@ class OidcAgentAuth(_ExpiringTokenAuth):
         try:
             out = subprocess.run(
                 [tool, f"--time={int(self.margin) + 60}", self.account],
-                capture_output=True, text=True, timeout=60, check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise AuthError(f"oidc-token failed for account {self.account!r}: {exc}") from None

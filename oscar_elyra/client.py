@@ -97,7 +97,8 @@ class OscarClient:
         if not self.cluster.ssl_verify and self.endpoint.startswith("https://"):
             log.warning(
                 "TLS verification is off for cluster '%s' (%s)",
-                self.cluster.cluster_id, self.endpoint,
+                self.cluster.cluster_id,
+                self.endpoint,
             )
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -166,9 +167,11 @@ class OscarClient:
             ) from None
         except requests.ConnectionError as exc:
             reason = _reason(exc)
-            if "timed out" in reason.lower() or "timeout" in type(
-                getattr(exc.args[0] if exc.args else None, "reason", None)
-            ).__name__.lower():
+            if (
+                "timed out" in reason.lower()
+                or "timeout"
+                in type(getattr(exc.args[0] if exc.args else None, "reason", None)).__name__.lower()
+            ):
                 raise self._timeout_error(what, path, t, service) from None
             raise ServiceError(
                 f"{self._where()}: connection failed during {what} ({method} {path}): "
@@ -211,9 +214,7 @@ class OscarClient:
             subject = f"job '{job}' of service '{service}'"
         where = self._where()
         if status in (401, 403):
-            hint = (
-                "check the OIDC token" if self._oidc else "check OSCAR_USER/OSCAR_PASSWORD"
-            )
+            hint = "check the OIDC token" if self._oidc else "check OSCAR_USER/OSCAR_PASSWORD"
             if service and what.startswith("invoking"):
                 hint = "the service token was refused; the service may have been re-created"
             return AuthError(f"{where}: {what} refused for {subject} ({status}): {hint}")
@@ -242,7 +243,9 @@ class OscarClient:
         """True when ``/health`` answers 200; False on any error (never raises)."""
         try:
             resp = self._session.get(
-                self.endpoint + "/health", timeout=timeout, auth=NoAuth(),
+                self.endpoint + "/health",
+                timeout=timeout,
+                auth=NoAuth(),
                 verify=self.cluster.ssl_verify,
             )
             return resp.status_code == 200
@@ -255,9 +258,7 @@ class OscarClient:
 
     def config(self) -> dict:
         """``GET /system/config``: cluster configuration and the caller's MinIO credentials."""
-        data = self._json(
-            self._request("GET", "/system/config", what="reading config"), "config"
-        )
+        data = self._json(self._request("GET", "/system/config", what="reading config"), "config")
         self._register_minio(data)
         return data
 
@@ -268,8 +269,12 @@ class OscarClient:
     @staticmethod
     def _register_minio(data: Any) -> None:
         if isinstance(data, dict):
-            for provider in (data.get("minio_provider"), (data.get("config") or {}).get(
-                "minio_provider") if isinstance(data.get("config"), dict) else None):
+            for provider in (
+                data.get("minio_provider"),
+                (data.get("config") or {}).get("minio_provider")
+                if isinstance(data.get("config"), dict)
+                else None,
+            ):
                 if isinstance(provider, dict):
                     register_secret(provider.get("secret_key"))
 
@@ -339,7 +344,10 @@ class OscarClient:
         """``POST /system/services`` (validated first; ConflictError if it exists)."""
         svc = self._prepare(svc)
         self._request(
-            "POST", "/system/services", what="creating service", service=svc.get("name"),
+            "POST",
+            "/system/services",
+            what="creating service",
+            service=svc.get("name"),
             json=svc,
         ).close()
 
@@ -347,7 +355,10 @@ class OscarClient:
         """``PUT /system/services`` (validated first; NotFoundError if it does not exist)."""
         svc = self._prepare(svc)
         self._request(
-            "PUT", "/system/services", what="updating service", service=svc.get("name"),
+            "PUT",
+            "/system/services",
+            what="updating service",
+            service=svc.get("name"),
             json=svc,
         ).close()
         self._forget_token(svc.get("name"))
@@ -398,7 +409,10 @@ class OscarClient:
         while True:
             params = {"page": page} if page else None
             resp = self._request(
-                "GET", f"/system/logs/{_q(service)}", what="listing jobs", service=service,
+                "GET",
+                f"/system/logs/{_q(service)}",
+                what="listing jobs",
+                service=service,
                 params=params,
             )
             data = self._json(resp, f"jobs of service '{service}'")
@@ -408,7 +422,9 @@ class OscarClient:
                     f"{type(data).__name__}"
                 )
             if isinstance(data.get("jobs"), dict) and set(data) <= {
-                "jobs", "next_page", "remaining_jobs",
+                "jobs",
+                "next_page",
+                "remaining_jobs",
             }:
                 jobs.update(data["jobs"] or {})
                 page = data.get("next_page") or None
@@ -426,22 +442,32 @@ class OscarClient:
     def get_job_log(self, service: str, job: str, *, timestamps: bool = False) -> str:
         """The log of one job (secrets redacted)."""
         resp = self._request(
-            "GET", f"/system/logs/{_q(service)}/{_q(job)}", what="reading job log",
-            service=service, job=job, params={"timestamps": "true"} if timestamps else None,
+            "GET",
+            f"/system/logs/{_q(service)}/{_q(job)}",
+            what="reading job log",
+            service=service,
+            job=job,
+            params={"timestamps": "true"} if timestamps else None,
         )
         return redact(resp.text)
 
     def delete_job(self, service: str, job: str) -> None:
         """Delete one job and its log."""
         self._request(
-            "DELETE", f"/system/logs/{_q(service)}/{_q(job)}", what="deleting job",
-            service=service, job=job,
+            "DELETE",
+            f"/system/logs/{_q(service)}/{_q(job)}",
+            what="deleting job",
+            service=service,
+            job=job,
         ).close()
 
     def delete_jobs(self, service: str, *, all: bool = False) -> None:  # noqa: A002
         """Delete the succeeded jobs of ``service``; with ``all=True`` every job."""
         self._request(
-            "DELETE", f"/system/logs/{_q(service)}", what="deleting jobs", service=service,
+            "DELETE",
+            f"/system/logs/{_q(service)}",
+            what="deleting jobs",
+            service=service,
             params={"all": "true" if all else "false"},
         ).close()
 
@@ -490,22 +516,32 @@ class OscarClient:
         auth = self._invoke_auth(name)
         try:
             return self._request(
-                "POST", f"/run/{_q(name)}", what="invoking", service=name, data=body,
-                auth=auth, stream=True, timeout=timeout, headers=headers,
+                "POST",
+                f"/run/{_q(name)}",
+                what="invoking",
+                service=name,
+                data=body,
+                auth=auth,
+                stream=True,
+                timeout=timeout,
+                headers=headers,
             )
         except AuthError:
             self._forget_token(name)  # re-read the token next time (service re-created?)
             raise
 
-    def post_job(
-        self, name: str, body: Body, *, headers: dict[str, str] | None = None
-    ) -> None:
+    def post_job(self, name: str, body: Body, *, headers: dict[str, str] | None = None) -> None:
         """``POST /job/{name}``: async invocation (OSCAR answers 201 without a job id)."""
         auth = self._invoke_auth(name)
         try:
             self._request(
-                "POST", f"/job/{_q(name)}", what="invoking asynchronously", service=name,
-                data=body, auth=auth, headers=headers,
+                "POST",
+                f"/job/{_q(name)}",
+                what="invoking asynchronously",
+                service=name,
+                data=body,
+                auth=auth,
+                headers=headers,
             ).close()
         except AuthError:
             self._forget_token(name)

@@ -245,7 +245,10 @@ def resolve_cluster(
     args = {
         k: v
         for k, v in dict(
-            endpoint=endpoint, user=user, password=password, token=token,
+            endpoint=endpoint,
+            user=user,
+            password=password,
+            token=token,
             refresh_token=refresh_token,
         ).items()
         if v not in (None, "")
@@ -253,8 +256,10 @@ def resolve_cluster(
     envs = {
         k: env.get(var)
         for k, var in [
-            ("endpoint", "OSCAR_ENDPOINT"), ("user", "OSCAR_USER"),
-            ("password", "OSCAR_PASSWORD"), ("token", "OSCAR_TOKEN"),
+            ("endpoint", "OSCAR_ENDPOINT"),
+            ("user", "OSCAR_USER"),
+            ("password", "OSCAR_PASSWORD"),
+            ("token", "OSCAR_TOKEN"),
             ("refresh_token", "OSCAR_REFRESH_TOKEN"),
         ]
         if env.get(var)

@@ -74,12 +74,12 @@ class _Server:
                 form = parse_qs(self.rfile.read(length).decode())
                 owner.token_requests.append(form)
                 if owner.fail is not None:
-                    self._send(400, {"error": "invalid_grant",
-                                     "error_description": owner.fail})
+                    self._send(400, {"error": "invalid_grant", "error_description": owner.fail})
                     return
                 n = len(owner.token_requests)
-                access = make_jwt(exp=int(time.time()) + owner.lifetime, n=n,
-                                  azp=form.get("client_id", [""])[0])
+                access = make_jwt(
+                    exp=int(time.time()) + owner.lifetime, n=n, azp=form.get("client_id", [""])[0]
+                )
                 payload = {"access_token": access, "expires_in": owner.lifetime}
                 if owner.rotate:
                     payload["refresh_token"] = f"rotated-refresh-{n}"
@@ -103,8 +103,9 @@ def idp():
 
 
 def _header(auth) -> str:
-    return requests.Request("GET", "http://127.0.0.1/x", auth=auth).prepare().headers[
-        "Authorization"]
+    return (
+        requests.Request("GET", "http://127.0.0.1/x", auth=auth).prepare().headers["Authorization"]
+    )
 
 
 def test_basic_auth_header():
@@ -113,7 +114,8 @@ def test_basic_auth_header():
     assert _header(make_auth(cfg)) == expected
     # the header value itself is redacted wherever it might be printed
     assert "basic-pw-1" not in redact(expected) and base64.b64encode(
-        b"oscar:basic-pw-1").decode() not in redact(expected)
+        b"oscar:basic-pw-1"
+    ).decode() not in redact(expected)
 
 
 def test_static_bearer_and_expired_token():
@@ -143,8 +145,9 @@ def test_refresh_grant_client_id_from_azp_and_caching(idp):
 
 def test_refresh_before_expiry_with_margin(idp):
     idp.lifetime = 30  # shorter than the 60 s margin: every use refreshes
-    auth = RefreshTokenAuth("opaque-refresh-token", token_endpoint=idp.url + "/t",
-                            client_id="cid", margin=60)
+    auth = RefreshTokenAuth(
+        "opaque-refresh-token", token_endpoint=idp.url + "/t", client_id="cid", margin=60
+    )
     a, b = _header(auth), _header(auth)
     assert a != b and len(idp.token_requests) == 2
     idp.lifetime = 3600
@@ -155,12 +158,14 @@ def test_refresh_before_expiry_with_margin(idp):
 
 def test_expired_initial_access_token_is_refreshed(idp):
     old = make_jwt(exp=int(time.time()) + 10)  # within the margin
-    auth = RefreshTokenAuth("opaque-refresh-token", token_endpoint=idp.url + "/t",
-                            client_id="cid", access_token=old)
+    auth = RefreshTokenAuth(
+        "opaque-refresh-token", token_endpoint=idp.url + "/t", client_id="cid", access_token=old
+    )
     assert _header(auth) != f"Bearer {old}"
     fresh = make_jwt(exp=int(time.time()) + 3600)
-    auth2 = RefreshTokenAuth("opaque-refresh-token", token_endpoint=idp.url + "/t",
-                             client_id="cid", access_token=fresh)
+    auth2 = RefreshTokenAuth(
+        "opaque-refresh-token", token_endpoint=idp.url + "/t", client_id="cid", access_token=fresh
+    )
     assert _header(auth2) == f"Bearer {fresh}" and len(idp.token_requests) == 1
 
 
@@ -178,8 +183,13 @@ def test_token_endpoint_discovered_from_issuer_and_rotation(idp):
 def test_failed_refresh_raises_and_never_sends_bearer_none(idp):
     refresh = "refresh-secret-that-leaks-in-error-1234"
     idp.fail = f"Token is not active: {refresh}"  # a server echoing the secret
-    cfg = ClusterConfig(cluster_id="c", endpoint=idp.url, refresh_token=refresh,
-                        token_endpoint=idp.url + "/t", client_id="cid")
+    cfg = ClusterConfig(
+        cluster_id="c",
+        endpoint=idp.url,
+        refresh_token=refresh,
+        token_endpoint=idp.url + "/t",
+        client_id="cid",
+    )
     client = OscarClient(cfg, retries=0)
     with pytest.raises(AuthError) as info:
         client.info()
@@ -197,8 +207,13 @@ def test_refresh_without_client_id_or_endpoint():
 
 
 def test_refresh_token_used_by_client_on_system_calls(idp):
-    cfg = ClusterConfig(cluster_id="c", endpoint=idp.url, refresh_token="opaque-r-5678",
-                        token_endpoint=idp.url + "/t", client_id="cid")
+    cfg = ClusterConfig(
+        cluster_id="c",
+        endpoint=idp.url,
+        refresh_token="opaque-r-5678",
+        token_endpoint=idp.url + "/t",
+        client_id="cid",
+    )
     client = OscarClient(cfg)
     assert client.info() == {"version": "test"}
     assert idp.api_auth[0].startswith("Bearer ey")

@@ -49,29 +49,50 @@ def env(cluster, isolated) -> dict:
 
 @pytest.fixture(scope="module")
 def client(cluster) -> OscarClient:
-    return OscarClient(ClusterConfig(cluster_id="local", endpoint=cluster.endpoint,
-                                     user=cluster.user, password=cluster.password,
-                                     ssl_verify=False))
+    return OscarClient(
+        ClusterConfig(
+            cluster_id="local",
+            endpoint=cluster.endpoint,
+            user=cluster.user,
+            password=cluster.password,
+            ssl_verify=False,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def secrets(cluster, client) -> list[str]:
     """Known secrets that must never be printed."""
-    return [cluster.password, cluster.s3_secret_key, client.get_service("cowsay")["token"],
-            client.minio_provider()["secret_key"]]
+    return [
+        cluster.password,
+        cluster.s3_secret_key,
+        client.get_service("cowsay")["token"],
+        client.minio_provider()["secret_key"],
+    ]
 
 
 def run(env: dict, *args: str, code: int = 0):
     result = CliRunner(mix_stderr=False).invoke(main, list(args), env=env, catch_exceptions=True)
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr,
-                                      result.exception)
+    assert result.exit_code == code, (
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        result.exception,
+    )
     return result
 
 
 def assert_clean(result, secrets: list[str], extra: str = "") -> None:
-    text = result.stdout + result.stderr + extra + (
-        repr(result.exception) if result.exception and not isinstance(
-            result.exception, SystemExit) else "")
+    text = (
+        result.stdout
+        + result.stderr
+        + extra
+        + (
+            repr(result.exception)
+            if result.exception and not isinstance(result.exception, SystemExit)
+            else ""
+        )
+    )
     for secret in secrets:
         assert secret not in text
 
@@ -163,8 +184,7 @@ def test_logs_ls_get_rm(env, client, tmp_path, secrets):
         assert r.stdout.splitlines()[0].split()[:2] == ["JOB", "STATUS"]
         assert set(jobs) <= set(r.stdout.split())
         listed = json.loads(run(env, "--json", "logs", "ls", name).stdout)
-        assert set(listed) == set(jobs) and all(
-            j["status"] == "Succeeded" for j in listed.values())
+        assert set(listed) == set(jobs) and all(j["status"] == "Succeeded" for j in listed.values())
         first, second, third = sorted(jobs)
         r = run(env, "logs", "get", name, first)
         assert "cli-job-log" in r.stdout
@@ -231,8 +251,13 @@ def test_wrong_password_exit_1_and_no_secret(env, caplog):
 
 def test_secrets_never_printed_verbose(env, secrets, caplog):
     caplog.set_level(logging.DEBUG)
-    for args in (["cluster", "info"], ["services", "ls"], ["services", "get", "cowsay"],
-                 ["--json", "services", "get", "digits"], ["logs", "ls", "cowsay"]):
+    for args in (
+        ["cluster", "info"],
+        ["services", "ls"],
+        ["services", "get", "cowsay"],
+        ["--json", "services", "get", "digits"],
+        ["logs", "ls", "cowsay"],
+    ):
         r = run(env, "-vv", *args)
         assert_clean(r, secrets, caplog.text)
         for record in caplog.records:
@@ -252,16 +277,27 @@ def _exe() -> list[str]:
 def test_real_subprocess(cluster_env, isolated, secrets):
     env = {k: v for k, v in cluster_env.items()}
     env.update({k: v for k, v in isolated.items() if v is not None})
-    p = subprocess.run([*_exe(), "-vv", "--json", "services", "ls"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [*_exe(), "-vv", "--json", "services", "ls"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert "cowsay" in {s["name"] for s in json.loads(p.stdout)}
-    p2 = subprocess.run([*_exe(), "services", "get", "no-such"], env=env,
-                        capture_output=True, text=True, timeout=120)
+    p2 = subprocess.run(
+        [*_exe(), "services", "get", "no-such"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p2.returncode == 1 and "not found (404)" in p2.stderr
     bare = {k: v for k, v in env.items() if not k.startswith("OSCAR_") or k in isolated}
-    p3 = subprocess.run([*_exe(), "cluster", "info"], env=bare,
-                        capture_output=True, text=True, timeout=120)
+    p3 = subprocess.run(
+        [*_exe(), "cluster", "info"], env=bare, capture_output=True, text=True, timeout=120
+    )
     assert p3.returncode == 2 and "oscar-elyra local up" in p3.stderr
     for proc in (p, p2, p3):
         for secret in secrets:

@@ -43,8 +43,14 @@ def _name(prefix: str = "tb") -> str:
 
 @pytest.fixture(scope="module")
 def client(cluster) -> OscarClient:
-    cfg = ClusterConfig(cluster_id="local", endpoint=cluster.endpoint, user=cluster.user,
-                        password=cluster.password, ssl_verify=False, source="test")
+    cfg = ClusterConfig(
+        cluster_id="local",
+        endpoint=cluster.endpoint,
+        user=cluster.user,
+        password=cluster.password,
+        ssl_verify=False,
+        source="test",
+    )
     with OscarClient(cfg) as c:
         yield c
 
@@ -73,8 +79,11 @@ def _wait_jobs(client: OscarClient, service: str, count: int, timeout: float = 6
 
 
 def test_resolve_from_environment_reaches_cluster(cluster, tmp_path):
-    env = {**cluster.env(), "OSCAR_ELYRA_DATA_DIR": str(tmp_path),
-           "OSCAR_CLI_CONFIG": str(tmp_path / "none.yaml")}
+    env = {
+        **cluster.env(),
+        "OSCAR_ELYRA_DATA_DIR": str(tmp_path),
+        "OSCAR_CLI_CONFIG": str(tmp_path / "none.yaml"),
+    }
     client = OscarClient(resolve_cluster(env=env))
     assert client.endpoint == cluster.endpoint.rstrip("/")
     assert client.cluster.ssl_verify is False
@@ -203,8 +212,13 @@ def test_service_token_cached(client, echo):
 
 def test_wrong_password_is_auth_error_without_secret(cluster):
     wrong = "wrong-password-" + uuid.uuid4().hex
-    cfg = ClusterConfig(cluster_id="local", endpoint=cluster.endpoint, user=cluster.user,
-                        password=wrong, ssl_verify=False)
+    cfg = ClusterConfig(
+        cluster_id="local",
+        endpoint=cluster.endpoint,
+        user=cluster.user,
+        password=wrong,
+        ssl_verify=False,
+    )
     with pytest.raises(AuthError) as info:
         OscarClient(cfg).list_services()
     msg = str(info.value)
@@ -240,7 +254,6 @@ def test_jobs_list_log_delete(client, echo):
         client.list_jobs("no-such-service")
 
 
-@pytest.mark.slow
 def test_list_jobs_paginated_past_one_page(client):
     """OSCAR pages the job list 70 at a time (v3.6.4+); all pages are followed."""
     name = _name("tb-many")
@@ -253,7 +266,8 @@ def test_list_jobs_paginated_past_one_page(client):
 
         raw = requests.get(
             f"{client.endpoint}/system/logs/{name}",
-            auth=(client.cluster.user, client.cluster.password), timeout=30,
+            auth=(client.cluster.user, client.cluster.password),
+            timeout=30,
         ).json()
         assert set(raw) <= {"jobs", "next_page", "remaining_jobs"} and raw.get("next_page")
         assert len(raw["jobs"]) < n
@@ -312,11 +326,12 @@ def test_secrets_absent_from_logs_output_and_errors(cluster, client, echo, caplo
     with client.post_run(echo, b'{"x": 1}') as resp:
         resp.content  # noqa: B018
     client.list_jobs(echo)
-    logging.getLogger("oscar_elyra.test").debug(
-        "config %s %s", client.cluster, client.config())
-    for bad in (lambda: client.get_service("nope-x"), lambda: client.post_run("nope-x", b"{}"),
-                lambda: OscarClient(client.cluster.with_(password=cluster.password + "x"))
-                .list_services()):
+    logging.getLogger("oscar_elyra.test").debug("config %s %s", client.cluster, client.config())
+    for bad in (
+        lambda: client.get_service("nope-x"),
+        lambda: client.post_run("nope-x", b"{}"),
+        lambda: OscarClient(client.cluster.with_(password=cluster.password + "x")).list_services(),
+    ):
         with pytest.raises(Exception) as info:  # noqa: PT011 - any typed error
             bad()
         texts.append(str(info.value) + repr(info.value))

@@ -53,16 +53,32 @@ def _fake_running_local(data_dir: Path, endpoint: str, password: str) -> None:
     )
     write_json_atomic(
         data_dir / "cluster.json",
-        {"pid": os.getpid(), "endpoint": endpoint, "user": "oscar",
-         "credentials_file": str(data_dir / "credentials.json")},
+        {
+            "pid": os.getpid(),
+            "endpoint": endpoint,
+            "user": "oscar",
+            "credentials_file": str(data_dir / "credentials.json"),
+        },
     )
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("true", True), ("TRUE", True), ("1", True), ("yes", True), ("on", True), (True, True),
-     ("false", False), ("False", False), ("0", False), ("no", False), ("off", False),
-     (False, False), (0, False)],
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        (True, True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        (False, False),
+        (0, False),
+    ],
 )
 def test_parse_bool_accepts(value, expected):
     assert parse_bool(value, "X") is expected
@@ -78,27 +94,48 @@ def test_nothing_configured_error_names_variables_and_local_up(base_env):
     with pytest.raises(ConfigError) as info:
         resolve_cluster(env=base_env)
     msg = str(info.value)
-    for needle in ("OSCAR_ENDPOINT", "OSCAR_USER", "OSCAR_PASSWORD", "OSCAR_TOKEN",
-                   "oscar-elyra local up", "missing.yaml"):
+    for needle in (
+        "OSCAR_ENDPOINT",
+        "OSCAR_USER",
+        "OSCAR_PASSWORD",
+        "OSCAR_TOKEN",
+        "oscar-elyra local up",
+        "missing.yaml",
+    ):
         assert needle in msg
     assert info.value.exit_code == 2
 
 
 def test_env_configuration(base_env):
-    env = {**base_env, "OSCAR_ENDPOINT": "https://oscar.example.org/", "OSCAR_USER": "alice",
-           "OSCAR_PASSWORD": "env-password-1", "OSCAR_CLUSTER_ID": "mine"}
+    env = {
+        **base_env,
+        "OSCAR_ENDPOINT": "https://oscar.example.org/",
+        "OSCAR_USER": "alice",
+        "OSCAR_PASSWORD": "env-password-1",
+        "OSCAR_CLUSTER_ID": "mine",
+    }
     cfg = resolve_cluster(env=env)
     assert (cfg.cluster_id, cfg.endpoint, cfg.user, cfg.password) == (
-        "mine", "https://oscar.example.org", "alice", "env-password-1")
+        "mine",
+        "https://oscar.example.org",
+        "alice",
+        "env-password-1",
+    )
     assert cfg.ssl_verify is True
     assert cfg.source == "environment"
 
 
 def test_arguments_beat_environment(base_env):
-    env = {**base_env, "OSCAR_ENDPOINT": "https://env.example.org", "OSCAR_USER": "envuser",
-           "OSCAR_PASSWORD": "env-password-1", "OSCAR_SSL_VERIFY": "false"}
-    cfg = resolve_cluster(endpoint="https://arg.example.org", password="arg-password-2",
-                          ssl_verify=True, env=env)
+    env = {
+        **base_env,
+        "OSCAR_ENDPOINT": "https://env.example.org",
+        "OSCAR_USER": "envuser",
+        "OSCAR_PASSWORD": "env-password-1",
+        "OSCAR_SSL_VERIFY": "false",
+    }
+    cfg = resolve_cluster(
+        endpoint="https://arg.example.org", password="arg-password-2", ssl_verify=True, env=env
+    )
     assert cfg.endpoint == "https://arg.example.org"
     assert cfg.password == "arg-password-2"
     assert cfg.user == "envuser"  # not given as argument: from the environment
@@ -106,8 +143,12 @@ def test_arguments_beat_environment(base_env):
 
 
 def test_environment_beats_oscar_cli_file(base_env, cli_file):
-    env = {**base_env, "OSCAR_CLI_CONFIG": str(cli_file),
-           "OSCAR_ENDPOINT": "https://env.example.org", "OSCAR_TOKEN": "env-access-token"}
+    env = {
+        **base_env,
+        "OSCAR_CLI_CONFIG": str(cli_file),
+        "OSCAR_ENDPOINT": "https://env.example.org",
+        "OSCAR_TOKEN": "env-access-token",
+    }
     cfg = resolve_cluster(env=env)
     assert cfg.endpoint == "https://env.example.org"
     assert cfg.token == "env-access-token"
@@ -125,7 +166,11 @@ def test_oscar_cli_file_default_and_selection(base_env, cli_file):
 
     prod = resolve_cluster("prod", env=env)
     assert (prod.endpoint, prod.user, prod.password, prod.ssl_verify) == (
-        "https://prod.example.org", "produser", "prod-password-123", False)
+        "https://prod.example.org",
+        "produser",
+        "prod-password-123",
+        False,
+    )
 
     # explicit config_file argument wins over OSCAR_CLI_CONFIG
     other = cli_file.parent / "other.yaml"
@@ -146,19 +191,25 @@ def test_unknown_cluster_lists_known_ones(base_env, cli_file):
 
 def test_oscar_cli_without_default_among_many(base_env, tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("oscar:\n  a: {endpoint: http://a.example}\n  b: {endpoint: http://b.example}\n")
+    path.write_text(
+        "oscar:\n  a: {endpoint: http://a.example}\n  b: {endpoint: http://b.example}\n"
+    )
     with pytest.raises(ConfigError, match="no valid 'default'.*--cluster"):
         resolve_cluster(env=base_env, config_file=path)
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("oscar: [1, 2]\n", "must map cluster ids"),
-     ("oscar: {a: {auth_user: x}}\n", "has no 'endpoint'"),
-     ("oscar: {a: {endpoint: 'http://a', ssl_verify: sometimes}}\ndefault: a\n",
-      "ssl_verify.*not a boolean"),
-     ("oscar: {a: {endpoint: 'ftp://a'}}\n", "not an http"),
-     ("oscar: [\n", "not valid YAML")],
+    [
+        ("oscar: [1, 2]\n", "must map cluster ids"),
+        ("oscar: {a: {auth_user: x}}\n", "has no 'endpoint'"),
+        (
+            "oscar: {a: {endpoint: 'http://a', ssl_verify: sometimes}}\ndefault: a\n",
+            "ssl_verify.*not a boolean",
+        ),
+        ("oscar: {a: {endpoint: 'ftp://a'}}\n", "not an http"),
+        ("oscar: [\n", "not valid YAML"),
+    ],
 )
 def test_malformed_oscar_cli_file(base_env, tmp_path, text, match):
     path = tmp_path / "bad.yaml"
@@ -178,12 +229,19 @@ def test_ssl_verify_env_strict(base_env):
 
 
 def test_token_endpoint_and_client_id_from_env(base_env):
-    env = {**base_env, "OSCAR_ENDPOINT": "https://x.example.org",
-           "OSCAR_REFRESH_TOKEN": "refresh-abc-123",
-           "OSCAR_TOKEN_ENDPOINT": "https://idp.example.org/token", "OSCAR_CLIENT_ID": "cid"}
+    env = {
+        **base_env,
+        "OSCAR_ENDPOINT": "https://x.example.org",
+        "OSCAR_REFRESH_TOKEN": "refresh-abc-123",
+        "OSCAR_TOKEN_ENDPOINT": "https://idp.example.org/token",
+        "OSCAR_CLIENT_ID": "cid",
+    }
     cfg = resolve_cluster(env=env)
     assert (cfg.refresh_token, cfg.token_endpoint, cfg.client_id) == (
-        "refresh-abc-123", "https://idp.example.org/token", "cid")
+        "refresh-abc-123",
+        "https://idp.example.org/token",
+        "cid",
+    )
 
 
 def test_bad_endpoint(base_env):
@@ -196,7 +254,12 @@ def test_running_embedded_cluster_is_the_last_resort(base_env, tmp_path, cli_fil
     _fake_running_local(data_dir, "http://127.0.0.1:5999", "local-password-9")
     cfg = resolve_cluster(env=base_env)
     assert (cfg.cluster_id, cfg.endpoint, cfg.user, cfg.password, cfg.ssl_verify) == (
-        "local", "http://127.0.0.1:5999", "oscar", "local-password-9", False)
+        "local",
+        "http://127.0.0.1:5999",
+        "oscar",
+        "local-password-9",
+        False,
+    )
     # an oscar-cli file comes first
     assert resolve_cluster(env={**base_env, "OSCAR_CLI_CONFIG": str(cli_file)}).cluster_id == "egi"
     # an endpoint given without credentials borrows those of the same endpoint only
@@ -213,9 +276,14 @@ def test_running_embedded_cluster_is_the_last_resort(base_env, tmp_path, cli_fil
 
 
 def test_repr_hides_secrets():
-    cfg = ClusterConfig(cluster_id="c", endpoint="https://c.example.org", user="u",
-                        password="repr-password-77", token="repr-token-88",
-                        refresh_token="repr-refresh-99")
+    cfg = ClusterConfig(
+        cluster_id="c",
+        endpoint="https://c.example.org",
+        user="u",
+        password="repr-password-77",
+        token="repr-token-88",
+        refresh_token="repr-refresh-99",
+    )
     text = repr(cfg) + str(cfg)
     for secret in ("repr-password-77", "repr-token-88", "repr-refresh-99"):
         assert secret not in text
