@@ -320,6 +320,7 @@ def fetch(
         store.get_file(art.uri, target)
         size = target.stat().st_size
         if size != art.size:
+            target.unlink(missing_ok=True)
             raise IntegrityError(f"{art.uri}: downloaded {size} bytes, manifest says {art.size}")
         if art.sha256 and sha256_file(target) != art.sha256:
             target.unlink(missing_ok=True)

@@ -38,7 +38,9 @@ def _catalog_instance():
 
 
 def _entries():
-    connector_cls = entrypoints.get_group_named("elyra.component.catalog_types")[CATALOG_TYPE].load()
+    connector_cls = entrypoints.get_group_named("elyra.component.catalog_types")[
+        CATALOG_TYPE
+    ].load()
     connector = connector_cls([".yaml"])
     return connector_cls, connector.read_component_definitions(_catalog_instance())
 
