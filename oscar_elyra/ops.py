@@ -456,18 +456,25 @@ def invoke_async(
 def deploy(fdl: str | os.PathLike[str], *, timeout: float = 120, client: Any = None) -> list[dict]:
     """Create or update the services of an FDL file (a path or the YAML text) and wait for them.
 
+    Script paths in inline YAML text are relative to the working directory.
+
     Returns ``[{"service": name, "action": "created"|"updated"}, ...]``.
     """
     client = get_client(client)
     text = str(fdl)
-    with tempfile.TemporaryDirectory(prefix="oscar-fdl-") as tmp:
-        if "\n" in text or text.lstrip().startswith("functions:"):
-            path = Path(tmp) / "fdl.yaml"
-            path.write_text(text, encoding="utf-8")
-        else:
-            path = Path(text)
-            if not path.is_file():
-                raise ValidationError(f"FDL file {text!r} does not exist")
+    if "\n" in text or text.lstrip().startswith("functions:"):
+        # inline FDL: its script paths are relative to the working directory
+        fd, name = tempfile.mkstemp(prefix=".oscar-fdl-", suffix=".yaml", dir=Path.cwd())
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            applied = client.apply_fdl(name)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ValidationError(f"FDL file {text!r} does not exist")
         applied = client.apply_fdl(path)
     deadline = time.monotonic() + timeout
     for name, _action in applied:
