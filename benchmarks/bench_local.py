@@ -1,0 +1,178 @@
+"""Embedded cluster benchmarks (printed figures, not timed tests).
+
+1. Async job start latency after upload: p50/p95 over N uploads (paced, so no queueing):
+   time from ``put_object`` returning to the service script's first line running.
+2. Sync ``/run`` round trip vs running the same script directly (bash, same env): ratio
+   of medians, for cowsay (shell) and grayify (python3 + Pillow).
+3. N async jobs of ``sleep 0.5`` at ``--max-jobs K``: wall time vs the ideal N*0.5/K.
+
+Run: ``.venv/bin/python benchmarks/bench_local.py [--n 200] [--max-jobs 8] [--repeat 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from minio import Minio
+
+from oscar_elyra.fdl import load_fdl
+from oscar_elyra.local import LocalCluster
+from oscar_elyra.local.examples import fdl_paths
+from oscar_elyra.local.jobs import job_env
+
+
+def _s3(c: LocalCluster) -> Minio:
+    return Minio(c.s3_endpoint.split("://", 1)[1], c.s3_access_key, c.s3_secret_key, secure=False)
+
+
+def _deploy(c: LocalCluster, name: str, script: str) -> None:
+    c.apply_service(
+        {
+            "name": name,
+            "image": "docker.io/library/bash:5",
+            "script": script,
+            "input": [{"path": f"{name}/in"}],
+            "output": [{"path": f"{name}/out"}],
+        }
+    )
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def _collect(store: Minio, bucket: str, n: int, timeout: float) -> dict[str, bytes]:
+    deadline = time.monotonic() + timeout
+    found: dict[str, bytes] = {}
+    while time.monotonic() < deadline:
+        for o in store.list_objects(bucket, prefix="out/", recursive=True):
+            if o.object_name not in found:
+                found[o.object_name] = store.get_object(bucket, o.object_name).read()
+        if len(found) >= n:
+            return found
+        time.sleep(0.2)
+    raise SystemExit(f"only {len(found)}/{n} outputs in {timeout} s")
+
+
+def bench_latency(c: LocalCluster, n: int, rate: float) -> None:
+    name = "bench-latency"
+    _deploy(c, name, 'date +%s.%N > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").t"')
+    store = _s3(c)
+    uploaded: dict[str, float] = {}
+    for i in range(n):
+        key = f"k{i:04d}"
+        store.put_object(name, f"in/{key}", io.BytesIO(b"x"), 1)
+        uploaded[key] = time.time()
+        time.sleep(1.0 / rate)
+    outs = _collect(store, name, n, timeout=120)
+    lat = [float(outs[f"out/{k}.t"]) - t for k, t in uploaded.items()]
+    print(
+        f"1. async start latency after upload (n={n}, {rate:.0f} uploads/s): "
+        f"p50 {_pct(lat, 0.5) * 1000:.0f} ms, p95 {_pct(lat, 0.95) * 1000:.0f} ms, "
+        f"max {max(lat) * 1000:.0f} ms"
+    )
+
+
+def bench_sync(c: LocalCluster, repeat: int) -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (120, 30, 200)).save(buf, format="PNG")
+    cases = {
+        "cowsay": json.dumps({"message": "benchmark"}).encode(),
+        "grayify": base64.b64encode(buf.getvalue()),
+    }
+    svcs = {s["name"]: s for p in fdl_paths() for s in load_fdl(p)}
+    with c.session() as s:
+        tokens = {n: s.get(f"{c.endpoint}/system/services/{n}").json()["token"] for n in cases}
+    for name, body in cases.items():
+        svc = dict(svcs[name], token="x")
+        direct, remote = [], []
+        headers = {"Authorization": f"Bearer {tokens[name]}"}
+        with tempfile.TemporaryDirectory() as tmp, requests.Session() as http:
+            tmp = Path(tmp)
+            inp = tmp / "input"
+            inp.write_bytes(body if name == "cowsay" else buf.getvalue())
+            script = tmp / "script.sh"
+            script.write_text(svc["script"])
+            for i in range(repeat + 3):  # interleaved, so machine load hits both alike
+                out = Path(tempfile.mkdtemp(dir=tmp))
+                env = job_env(svc, inp, out, "direct")
+                t = time.perf_counter()
+                subprocess.run(
+                    ["bash", str(script)], env=env, cwd=tmp, capture_output=True, check=True
+                )
+                t_direct = time.perf_counter() - t
+                t = time.perf_counter()
+                r = http.post(f"{c.endpoint}/run/{name}", data=body, headers=headers, timeout=60)
+                r.raise_for_status()
+                if i >= 3:  # 3 warm-up rounds
+                    direct.append(t_direct)
+                    remote.append(time.perf_counter() - t)
+        d, r_ = statistics.median(direct), statistics.median(remote)
+        print(
+            f"2. sync /run/{name} round trip vs direct script (median of {repeat}): "
+            f"{r_ * 1000:.0f} ms vs {d * 1000:.0f} ms -> ratio {r_ / d:.2f}"
+        )
+
+
+def bench_throughput(data_dir: Path, n: int, k: int) -> None:
+    with LocalCluster(data_dir, max_jobs=k) as c:
+        name = "bench-sleep"
+        _deploy(
+            c, name, 'sleep 0.5; date +%s.%N > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").t"'
+        )
+        store = _s3(c)
+        t0 = time.time()
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda i: store.put_object(name, f"in/s{i:04d}", io.BytesIO(b"x"), 1), range(n)
+                )
+            )
+        uploaded = time.time() - t0
+        outs = _collect(store, name, n, timeout=n * 0.5 / k * 4 + 60)
+        wall = max(float(v) for v in outs.values()) - t0
+    ideal = n * 0.5 / k
+    print(
+        f"3. {n} async 'sleep 0.5' jobs at --max-jobs {k}: wall {wall:.1f} s vs ideal "
+        f"{ideal:.1f} s -> ratio {wall / ideal:.2f} (uploads took {uploaded:.1f} s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=200, help="uploads / jobs (default 200)")
+    p.add_argument("--max-jobs", type=int, default=8, help="K for benchmark 3 (default 8)")
+    p.add_argument("--repeat", type=int, default=20, help="sync calls per case (default 20)")
+    p.add_argument("--rate", type=float, default=20.0, help="uploads/s for benchmark 1")
+    args = p.parse_args(argv)
+    print(
+        f"# embedded cluster benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
+        with LocalCluster(Path(tmp) / "a") as c:
+            c.deploy_examples()
+            bench_latency(c, args.n, args.rate)
+            bench_sync(c, args.repeat)
+        bench_throughput(Path(tmp) / "b", args.n, args.max_jobs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
