@@ -149,3 +149,24 @@ def test_restart_midway_processes_each_object_exactly_once(tmp_path):
         assert sorted(_outputs(cluster, name)) == sorted(f"out/{k}.out" for k in keys)
     finally:
         cluster.stop()
+
+
+def test_max_jobs_limits_running_jobs(cluster):
+    import json as _json
+
+    k = _json.loads((cluster.data_dir / "cluster.json").read_text())["max_jobs"]
+    name = f"maxj-{uuid.uuid4().hex[:8]}"
+    _deploy(cluster, name, "sleep 0.6")
+    _upload(cluster, name, [f"m{i}" for i in range(k + 3)])
+    seen_running, seen_pending = 0, 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = Counter(j["status"] for j in _jobs(cluster, name).values())
+        seen_running = max(seen_running, states["Running"])
+        seen_pending = max(seen_pending, states["Pending"])
+        assert states["Running"] <= k
+        if states["Succeeded"] == k + 3:
+            break
+        time.sleep(0.05)
+    assert seen_pending >= 1 and seen_running >= 1
+    assert Counter(j["status"] for j in _jobs(cluster, name).values()) == {"Succeeded": k + 3}
