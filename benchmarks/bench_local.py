@@ -88,43 +88,61 @@ def bench_latency(c: LocalCluster, n: int, rate: float) -> None:
     )
 
 
+def _sync_case(
+    c: LocalCluster, svc: dict, body: bytes, raw: bytes, token: str, repeat: int
+) -> tuple[float, float]:
+    """Median seconds of (direct bash run, /run round trip) for one service."""
+    direct, remote = [], []
+    headers = {"Authorization": f"Bearer {token}"}
+    with tempfile.TemporaryDirectory() as tmp_name, requests.Session() as http:
+        tmp = Path(tmp_name)
+        inp = tmp / "input"
+        inp.write_bytes(raw)
+        script = tmp / "script.sh"
+        script.write_text(svc["script"])
+
+        def run_direct() -> float:
+            out = Path(tempfile.mkdtemp(dir=tmp))
+            env = job_env(svc, inp, out, "direct")
+            t = time.perf_counter()
+            subprocess.run(["bash", str(script)], env=env, cwd=tmp, capture_output=True, check=True)
+            return time.perf_counter() - t
+
+        def run_remote() -> float:
+            t = time.perf_counter()
+            r = http.post(f"{c.endpoint}/run/{svc['name']}", data=body, headers=headers, timeout=60)
+            r.raise_for_status()
+            return time.perf_counter() - t
+
+        # interleaved, alternating which goes first (the second of two back-to-back
+        # python3 starts is measurably faster), after 4 warm-up rounds
+        for i in range(repeat + 4):
+            if i % 2:
+                t_remote, t_direct = run_remote(), run_direct()
+            else:
+                t_direct, t_remote = run_direct(), run_remote()
+            if i >= 4:
+                direct.append(t_direct)
+                remote.append(t_remote)
+    return statistics.median(direct), statistics.median(remote)
+
+
 def bench_sync(c: LocalCluster, repeat: int) -> None:
     from PIL import Image
 
     buf = io.BytesIO()
     Image.new("RGB", (256, 256), (120, 30, 200)).save(buf, format="PNG")
+    message = json.dumps({"message": "benchmark"}).encode()
     cases = {
-        "cowsay": json.dumps({"message": "benchmark"}).encode(),
-        "grayify": base64.b64encode(buf.getvalue()),
+        "cowsay": (message, message),
+        "grayify": (base64.b64encode(buf.getvalue()), buf.getvalue()),
     }
     svcs = {s["name"]: s for p in fdl_paths() for s in load_fdl(p)}
     with c.session() as s:
         tokens = {n: s.get(f"{c.endpoint}/system/services/{n}").json()["token"] for n in cases}
-    for name, body in cases.items():
+    for name, (body, raw) in cases.items():
         svc = dict(svcs[name], token="x")
-        direct, remote = [], []
-        headers = {"Authorization": f"Bearer {tokens[name]}"}
-        with tempfile.TemporaryDirectory() as tmp, requests.Session() as http:
-            tmp = Path(tmp)
-            inp = tmp / "input"
-            inp.write_bytes(body if name == "cowsay" else buf.getvalue())
-            script = tmp / "script.sh"
-            script.write_text(svc["script"])
-            for i in range(repeat + 3):  # interleaved, so machine load hits both alike
-                out = Path(tempfile.mkdtemp(dir=tmp))
-                env = job_env(svc, inp, out, "direct")
-                t = time.perf_counter()
-                subprocess.run(
-                    ["bash", str(script)], env=env, cwd=tmp, capture_output=True, check=True
-                )
-                t_direct = time.perf_counter() - t
-                t = time.perf_counter()
-                r = http.post(f"{c.endpoint}/run/{name}", data=body, headers=headers, timeout=60)
-                r.raise_for_status()
-                if i >= 3:  # 3 warm-up rounds
-                    direct.append(t_direct)
-                    remote.append(time.perf_counter() - t)
-        d, r_ = statistics.median(direct), statistics.median(remote)
+        d, r_ = _sync_case(c, svc, body, raw, tokens[name], repeat)
         print(
             f"2. sync /run/{name} round trip vs direct script (median of {repeat}): "
             f"{r_ * 1000:.0f} ms vs {d * 1000:.0f} ms -> ratio {r_ / d:.2f}"
