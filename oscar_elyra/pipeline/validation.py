@@ -21,6 +21,8 @@ from oscar_elyra.pipeline.model import Pipeline, coerce_parameter
 
 #: component inputs that name an OSCAR service
 SERVICE_INPUTS = ("service", "service_name")
+#: env vars of generic nodes that name an OSCAR service (the project's node notebooks)
+SERVICE_ENV_VARS = ("SERVICE", "OSCAR_SERVICE")
 
 
 @dataclass
@@ -72,10 +74,13 @@ def parse_param_options(options: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def services_used(pipeline: Pipeline) -> dict[str, list[str]]:
-    """OSCAR service name -> labels of the nodes that use it (palette ``service`` inputs)."""
+    """OSCAR service name -> labels of the nodes using it (``service`` inputs, SERVICE env)."""
     found: dict[str, list[str]] = {}
     for node in pipeline.nodes.values():
         if node.kind != "component":
+            for key in SERVICE_ENV_VARS:  # generic nodes (this project's notebooks) name it so
+                if node.env.get(key):
+                    found.setdefault(node.env[key], []).append(node.display)
             continue
         for key in SERVICE_INPUTS:
             raw = node.params.get(key)
