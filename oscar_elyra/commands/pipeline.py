@@ -33,7 +33,7 @@ class _Progress:
     def __call__(self, kind: str, node: dict[str, Any], record: dict[str, Any]) -> None:
         if self.quiet:
             return
-        if self.bar is None and self.bar_enabled:
+        if self.bar is None and self.bar_enabled and kind != "start":
             from tqdm import tqdm
 
             total = len(record.get("selected") or [])
@@ -42,7 +42,13 @@ class _Progress:
             )
         elapsed = time.monotonic() - self.t0
         label = node.get("label")
-        if kind == "running":
+        if kind == "start":
+            count = len(record.get("selected") or [])
+            line = (
+                f"[{elapsed:7.1f}s] {record.get('name')}: {count} node(s), "
+                f"{record.get('workers')} worker(s), run dir {record.get('run_dir')}"
+            )
+        elif kind == "running":
             line = f"[{elapsed:7.1f}s] {label}: running"
         elif kind == "succeeded":
             line = f"[{elapsed:7.1f}s] {label}: succeeded in {node.get('seconds', 0):.1f}s"
@@ -163,7 +169,16 @@ def run_pipeline(
             "status": rec["status"],
             "run_dir": str(result.run_dir),
             "run_name": rec["run_name"],
-            "nodes": {n["label"]: n["status"] for n in rec["nodes"]},
+            "nodes": [
+                {
+                    "id": n["id"],
+                    "label": n["label"],
+                    "status": n["status"],
+                    "seconds": n["seconds"],
+                    "error": n["error"],
+                }
+                for n in rec["nodes"]
+            ],
         },
         f"{rec['name']}: {rec['status']} ({summary}); report: {result.run_dir / 'report.html'}",
     )

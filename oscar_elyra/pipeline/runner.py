@@ -475,6 +475,8 @@ def run_pipeline(
 
     run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event)
     run.save()
+    if on_event:
+        on_event("start", {}, record)
     try:
         run.loop()
     finally:
