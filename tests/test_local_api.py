@@ -394,6 +394,7 @@ def test_failed_job_has_status_and_log(cluster):
     assert r.status_code == 200
     assert "processing x.dat" in r.text and "boom: cannot parse" in r.text
     assert "exited with code 7" in r.text
+    assert f"bucket '{name}' with key 'in/x.dat'" in r.text  # supervisor-like lines, as OSCAR
 
 
 def test_job_garbage_body_400(cluster):

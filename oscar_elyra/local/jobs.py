@@ -421,6 +421,11 @@ class JobManager:
     def _log_path(self, rec: dict) -> Path:
         return self._svc_dir(rec["service"]) / f"{rec['name']}.log"
 
+    def _supervisor(self, rec: dict, message: str, level: str = "INFO") -> None:
+        """A log line like OSCAR's faas-supervisor writes around the script's output."""
+        ts = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+        self._append_log(rec, f"[{ts}] - supervisor - {level} - {message}\n")
+
     def _append_log(self, rec: dict, text: str) -> None:
         with open(self._log_path(rec), "a", encoding="utf-8") as fh:
             fh.write(text)
@@ -452,12 +457,30 @@ class JobManager:
                 d.mkdir()
             if rec["source"] == "bucket":
                 input_path = indir / rec["key"].rsplit("/", 1)[-1]
-                await loop.run_in_executor(
-                    self.executor, self.s3.fget_object, rec["bucket"], rec["key"], str(input_path)
+                self._supervisor(
+                    rec, f"Downloading item from bucket '{rec['bucket']}' with key '{rec['key']}'"
+                )
+                try:
+                    await loop.run_in_executor(
+                        self.executor,
+                        self.s3.fget_object,
+                        rec["bucket"],
+                        rec["key"],
+                        str(input_path),
+                    )
+                except Exception as exc:
+                    self._supervisor(rec, f"Download failed: {type(exc).__name__}: {exc}", "ERROR")
+                    self._finish(rec, "Failed")
+                    return
+                self._supervisor(
+                    rec,
+                    f"Successful download of file '{rec['key']}' from bucket '{rec['bucket']}' "
+                    f"in path '{input_path}'",
                 )
                 event = _minio_event(rec)
             else:
                 input_path = indir / rec["input_name"]
+                self._supervisor(rec, f"Event received through POST /job; input '{input_path}'")
                 src = self._svc_dir(rec["service"]) / f"{rec['name']}.input"
                 try:
                     os.link(src, input_path)
@@ -476,18 +499,20 @@ class JobManager:
                 self.procs.pop(rec["name"], None)
             if self.jobs.get(rec["service"], {}).get(rec["name"]) is not rec:
                 return  # deleted while running
-            uploaded = await loop.run_in_executor(self.executor, self._upload_outputs, svc, outdir)
             if rc != 0:
-                self._append_log(rec, f"[oscar-elyra] script exited with code {rc}\n")
-            log.info("job %s finished rc=%s outputs=%d", rec["name"], rc, uploaded)
+                self._supervisor(rec, f"script exited with code {rc}", "ERROR")
+            uploaded = await loop.run_in_executor(self.executor, self._upload_outputs, svc, outdir)
+            for bucket, key in uploaded:
+                self._supervisor(rec, f"Uploaded output to bucket '{bucket}' with key '{key}'")
+            log.info("job %s finished rc=%s outputs=%d", rec["name"], rc, len(uploaded))
             self._finish(rec, "Succeeded" if rc == 0 else "Failed")
         finally:
             await loop.run_in_executor(self.executor, shutil.rmtree, jobdir, True)
             if rec["source"] == "post" and rec.get("status") in ("Succeeded", "Failed"):
                 (self._svc_dir(rec["service"]) / f"{rec['name']}.input").unlink(missing_ok=True)
 
-    def _upload_outputs(self, svc: dict, outdir: Path) -> int:
-        count = 0
+    def _upload_outputs(self, svc: dict, outdir: Path) -> list[tuple[str, str]]:
+        done = []
         files = sorted(p for p in outdir.rglob("*") if p.is_file())
         for io in storage_paths(svc, "output"):
             bucket, prefix = _split(io["path"])
@@ -497,8 +522,8 @@ class JobManager:
                     continue
                 key = f"{prefix}/{rel}" if prefix else rel
                 self.s3.fput_object(bucket, key, str(f))
-                count += 1
-        return count
+                done.append((bucket, key))
+        return done
 
     # ---------------------------------------------------------------- queries
     def list_jobs(self, svc: str, page: str | None = None) -> dict:
