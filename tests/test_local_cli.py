@@ -177,3 +177,27 @@ def test_services_apply_fdl_with_missing_script_names_file(tmp_path, cluster_env
     r = _cli("services", "apply", str(fdl), env=cluster_env)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "missing-script.sh" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cluster_stops_when_its_starter_is_killed(tmp_path):
+    data = tmp_path / "orphan"
+    code = (
+        "import sys, time\n"
+        "from oscar_elyra.local import LocalCluster\n"
+        "LocalCluster(sys.argv[1]).start()\n"
+        "print('up', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        assert len(_procs_using(data)) >= 2
+        proc.kill()  # no atexit, no stop(): the server must notice and stop weed and itself
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not _wait_no_procs(data, timeout=20)
+    assert read_running(data) is None

@@ -156,6 +156,8 @@ class LocalCluster:
             str(self.port),
             "--max-jobs",
             str(self.max_jobs or 0),
+            "--owner-pid",
+            str(os.getpid()),
         ]
         with open(self.log_file, "ab") as logf:
             self.process = subprocess.Popen(
@@ -219,7 +221,12 @@ class LocalCluster:
         self.endpoint = None
 
     def detach(self) -> None:
-        """Leave the cluster running after this Python process exits (``local up --detach``)."""
+        """Leave the cluster running after this Python process exits (``local up --detach``).
+
+        Without it, the server stops by itself when the process that started it dies.
+        """
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
         if self._atexit:
             atexit.unregister(self.stop)
             self._atexit = False

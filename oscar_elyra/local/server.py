@@ -531,6 +531,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--max-jobs", type=int, default=0)
+    p.add_argument(
+        "--owner-pid",
+        type=int,
+        default=0,
+        help="stop when this process dies, unless released with SIGUSR1 (detach)",
+    )
     return p.parse_args(argv)
 
 
@@ -580,11 +586,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 5
     max_jobs = args.max_jobs if args.max_jobs > 0 else (os.cpu_count() or 1)
-    asyncio.run(_serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter))
+    asyncio.run(
+        _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter, args.owner_pid)
+    )
     return 0
 
 
-async def _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter) -> None:
+async def _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter, owner) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    owner_box = [owner]
+
+    def release() -> None:
+        owner_box[0] = 0
+        log.info("detached: keeps running after its starter exits")
+
+    loop.add_signal_handler(signal.SIGUSR1, release)
     rt = Runtime(data_dir, creds, weed, max_jobs)
     secret_filter.services = rt.services
     server = tornado.httpserver.HTTPServer(
@@ -606,11 +625,7 @@ async def _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter) 
         },
     )
     log.info("OSCAR API on %s, S3 on %s, max_jobs=%d", endpoint, weed.endpoint, max_jobs)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
-    watchdog = loop.create_task(_watch_weed(weed, stop))
+    watchdog = loop.create_task(_watchdog(weed, stop, owner_box))
     await stop.wait()
     log.info("stopping")
     watchdog.cancel()
@@ -624,12 +639,16 @@ async def _serve(data_dir, creds, weed, sockets, port, max_jobs, secret_filter) 
     log.info("stopped")
 
 
-async def _watch_weed(weed: SeaweedFS, stop: asyncio.Event) -> None:
-    """Stop the cluster if SeaweedFS dies (an API without storage would mislead)."""
+async def _watchdog(weed: SeaweedFS, stop: asyncio.Event, owner: list[int]) -> None:
+    """Stop the cluster if SeaweedFS dies (an API without storage would mislead) or if the
+    process that started it died without stopping it (no orphans after a crash)."""
     while not stop.is_set():
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         if weed.process is None or weed.process.poll() is not None:
             log.error("SeaweedFS exited; stopping the cluster")
+            stop.set()
+        elif owner[0] and not pid_alive(owner[0]):
+            log.warning("the process that started the cluster (pid %d) is gone; stopping", owner[0])
             stop.set()
 
 
