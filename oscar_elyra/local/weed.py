@@ -114,11 +114,18 @@ class SeaweedFS:
     def host(self) -> str | None:
         return f"127.0.0.1:{self.port}" if self.port else None
 
-    def minio(self):
+    def minio(self, http_client=None):
         """A ``minio.Minio`` client for this server."""
         from minio import Minio
 
-        return Minio(self.host, self.access_key, self.secret_key, secure=False, region="us-east-1")
+        return Minio(
+            self.host,
+            self.access_key,
+            self.secret_key,
+            secure=False,
+            region="us-east-1",
+            http_client=http_client,
+        )
 
     def start(self, timeout: float = 60.0, attempts: int = 3) -> SeaweedFS:
         """Start the server and return when S3 answers authenticated requests."""
@@ -164,9 +171,11 @@ class SeaweedFS:
         raise StorageError(f"SeaweedFS did not start (see {self.log_path}): {last}")
 
     def _wait_ready(self, timeout: float) -> bool:
+        import urllib3
         from minio.error import S3Error
 
-        client = self.minio()
+        quick = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)
+        client = self.minio(http_client=quick)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
