@@ -1,0 +1,175 @@
+"""CLI `run SERVICE`, `job`, `map`, `put`, `get`, `ls` against the embedded cluster."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from oscar_elyra.cli import main
+from oscar_elyra.client import OscarClient
+from oscar_elyra.config import ClusterConfig
+
+
+@pytest.fixture(scope="module")
+def env(cluster, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("cli-data")
+    e: dict = {k: None for k in os.environ if k.startswith("OSCAR_")}
+    e.update(OSCAR_CLI_CONFIG=str(tmp / "none.yaml"), OSCAR_ELYRA_DATA_DIR=str(tmp))
+    e.update(cluster.env())
+    return e
+
+
+@pytest.fixture(scope="module")
+def client(cluster) -> OscarClient:
+    return OscarClient(ClusterConfig(cluster_id="local", endpoint=cluster.endpoint,
+                                     user=cluster.user, password=cluster.password,
+                                     ssl_verify=False))
+
+
+@pytest.fixture(scope="module")
+def secrets(cluster, client) -> list[str]:
+    return [cluster.password, client.get_service("grayify")["token"],
+            client.get_service("cowsay")["token"], client.minio_provider()["secret_key"]]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("imgs")
+    for i in range(3):
+        Image.new("RGB", (8, 8), (50 * i, 100, 10)).save(d / f"img{i}.png")
+    return d
+
+
+def cli(env: dict, *args: str, code: int = 0, secrets: list[str] | None = None):
+    r = CliRunner(mix_stderr=False).invoke(main, list(args), env=env, catch_exceptions=True)
+    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
+    for s in secrets or []:
+        assert s not in r.stdout + r.stderr
+    return r
+
+
+def test_run_text_and_json(env, secrets):
+    r = cli(env, "run", "cowsay", "-i", "héllo ✓", secrets=secrets)
+    assert "héllo ✓" in r.stdout and "(oo)" in r.stdout
+    r = cli(env, "--json", "run", "cowsay", "-i", '{"message": "json-moo"}', secrets=secrets)
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "text" and "json-moo" in doc["text"]
+
+
+def test_run_file_output(env, images, tmp_path, secrets):
+    out = tmp_path / "g.png"
+    r = cli(env, "run", "grayify", "-f", str(images / "img1.png"), "-o", str(out), secrets=secrets)
+    assert r.stdout.strip() == str(out)
+    with Image.open(out) as im:
+        assert im.mode == "L"
+    r = cli(env, "run", "digits", "-f", str(images / "img1.png"))
+    assert 0 <= json.loads(r.stdout)["digit"] <= 9  # text-like output printed
+    # binary without -o goes to a pipe (CliRunner's stdout is not a terminal)
+    r = CliRunner(mix_stderr=False).invoke(
+        main, ["run", "grayify", "-f", str(images / "img1.png")], env=env
+    )
+    assert r.exit_code == 0 and r.stdout_bytes[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_bad_usage(env, tmp_path):
+    assert "exactly one input" in cli(env, "run", "cowsay", code=2).stderr
+    cli(env, "run", "cowsay", "-i", "x", "-f", __file__, code=2)
+    cli(env, "run", "cowsay", "-f", str(tmp_path / "missing.txt"), code=2)
+    cli(env, "run", "cowsay", "-i", "", code=2)
+    r = cli(env, "run", "no-such-service", "-i", "x", code=1)
+    assert "Error:" in r.stderr and "no-such-service" in r.stderr.split("Error:", 1)[1]
+
+
+def test_put_ls_get_roundtrip(env, images, tmp_path, secrets):
+    prefix = f"cowsay/cli-{uuid.uuid4().hex[:6]}"
+    r = cli(env, "put", str(images), f"s3://{prefix}/imgs", secrets=secrets)
+    assert r.stdout.count("s3://") == 3
+    cli(env, "put", str(images / "img0.png"), f"minio.default:{prefix}/single/", secrets=secrets)
+    r = cli(env, "--json", "ls", prefix, "-r", secrets=secrets)
+    keys = sorted(o["key"] for o in json.loads(r.stdout))
+    assert keys == [f"{prefix.split('/', 1)[1]}/imgs/img{i}.png" for i in range(3)] + [
+        f"{prefix.split('/', 1)[1]}/single/img0.png"
+    ]
+    r = cli(env, "ls", prefix)  # top level: two "directories"
+    assert r.stdout.count("DIR") == 2
+    assert "cowsay" in cli(env, "ls").stdout.split()
+    cli(env, "get", f"{prefix}/imgs/", str(tmp_path / "back"), secrets=secrets)
+    for i in range(3):
+        assert (tmp_path / "back" / f"img{i}.png").read_bytes() == (
+            images / f"img{i}.png"
+        ).read_bytes()
+    cli(env, "get", f"{prefix}/single/img0.png", str(tmp_path / "one.png"))
+    assert (tmp_path / "one.png").read_bytes() == (images / "img0.png").read_bytes()
+    r = cli(env, "get", f"{prefix}/nothing-here", str(tmp_path / "x"), code=1)
+    assert "not found" in r.stderr
+    cli(env, "put", str(images / "img0.png"), "bad bucket/x", code=2)
+
+
+def test_job_wait_download(env, images, tmp_path, secrets):
+    out = tmp_path / "jobs"
+    r = cli(env, "--json", "job", "grayify", str(images / "img0.png"), str(images / "img2.png"),
+            "--wait", "-o", str(out), secrets=secrets)
+    jobs = json.loads(r.stdout)
+    assert [j["status"] for j in jobs] == ["Succeeded", "Succeeded"]
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img2.png"]
+    r = cli(env, "job", "grayify", str(images / "img1.png"))  # no wait: submitted only
+    assert "Pending" in r.stdout and "s3://grayify/in/" in r.stdout
+
+
+def test_map_and_resume(env, images, tmp_path, secrets):
+    out, rec = tmp_path / "mapped", tmp_path / "rec.json"
+    r = cli(env, "map", "grayify", str(images), "-o", str(out), "-j", "2", "--record", str(rec),
+            secrets=secrets)
+    assert "ok: 3" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "img2.png"]
+    assert [x["status"] for x in json.loads(rec.read_text())] == ["ok"] * 3
+    r = cli(env, "--json", "map", "grayify", str(images), "-o", str(out), "--sync")
+    assert [x["status"] for x in json.loads(r.stdout)] == ["skipped"] * 3
+    r = cli(env, "map", "grayify", str(images), "-o", str(tmp_path / "s"), "--sync", "-j", "3")
+    assert "ok: 3" in r.stdout
+
+
+def test_map_failure_exit_code(env, client, tmp_path):
+    client.apply_service({
+        "name": "cli-fail", "image": "local", "script": "echo failing >&2; exit 1",
+        "input": [{"storage_provider": "minio.default", "path": "cli-fail/in"}],
+        "output": [{"storage_provider": "minio.default", "path": "cli-fail/out"}],
+    })
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("a")
+    r = cli(env, "map", "cli-fail", str(tmp_path / "in"), "-o", str(tmp_path / "o"),
+            "--retries", "0", "--timeout", "60", code=1)
+    assert "failed" in r.stdout and "1 of 1 inputs failed" in r.stderr
+    r = cli(env, "job", "cli-fail", str(tmp_path / "in" / "a.txt"), "--wait", code=1)
+    assert "failing" in r.stderr
+
+
+def test_subprocess_progress_and_secrets(env, images, tmp_path, secrets, caplog):
+    """The real entry point: exit codes, nothing secret on stdout/stderr, even with -vv."""
+    exe = shutil.which("oscar-elyra", path=os.path.dirname(sys.executable))
+    assert exe
+    penv = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    caplog.set_level(logging.DEBUG)
+    p = subprocess.run([exe, "-vv", "put", str(images / "img0.png"), "cowsay/sub/"], env=penv,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    p2 = subprocess.run([exe, "-vv", "run", "grayify", "-f", str(images / "img0.png"), "-o",
+                         str(tmp_path / "x.png")], env=penv, capture_output=True, text=True,
+                        timeout=120)
+    assert p2.returncode == 0, p2.stderr
+    p3 = subprocess.run([exe, "get", "cowsay/sub/nope.png", str(tmp_path)], env=penv,
+                        capture_output=True, text=True, timeout=120)
+    assert p3.returncode == 1 and "Error:" in p3.stderr
+    for text in (p.stdout, p.stderr, p2.stdout, p2.stderr, p3.stderr, caplog.text):
+        for s in secrets:
+            assert s not in text
