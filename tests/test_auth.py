@@ -292,3 +292,11 @@ def test_reprs_hide_secrets():
     cfg = ClusterConfig(cluster_id="c", endpoint="http://h", user="u", password="pw-secret-99")
     client = OscarClient(cfg)
     assert "pw-secret-99" not in repr(client) + repr(client.cluster)
+
+
+def test_user_without_password_is_config_error():
+    from oscar_elyra.errors import ConfigError
+
+    cfg = ClusterConfig(cluster_id="half", endpoint="http://h", user="oscar")
+    with pytest.raises(ConfigError, match="cluster 'half'.*OSCAR_PASSWORD"):
+        make_auth(cfg)
