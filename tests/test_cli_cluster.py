@@ -302,3 +302,18 @@ def test_real_subprocess(cluster_env, isolated, secrets):
     for proc in (p, p2, p3):
         for secret in secrets:
             assert secret not in proc.stdout + proc.stderr
+
+
+def test_running_embedded_cluster_found_without_settings(cluster, isolated):
+    """With nothing configured, the embedded cluster recorded in the data dir is used."""
+    env = {**isolated, "OSCAR_ELYRA_DATA_DIR": str(cluster.data_dir)}
+    data = json.loads(run(env, "--json", "cluster", "info").stdout)
+    assert data["cluster"] == "local"
+    assert data["endpoint"] == cluster.endpoint.rstrip("/")
+    assert "embedded cluster" in data["source"]
+    # --endpoint of that cluster without credentials borrows the recorded ones
+    out = run(env, "--endpoint", cluster.endpoint, "--json", "services", "ls").stdout
+    assert "cowsay" in {s["name"] for s in json.loads(out)}
+    # ... but another endpoint gets none
+    r = run(env, "--endpoint", "http://127.0.0.1:9", "services", "ls", code=1)
+    assert "cluster 'local' (http://127.0.0.1:9)" in r.stderr
