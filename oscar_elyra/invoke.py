@@ -110,7 +110,11 @@ class _B64FileBody:
 
 class _B64Decoder:
     """Incremental strict base64 decoder writing to a file; gives up (``ok=False``) on
-    the first byte that cannot be base64, so the caller can treat the body as text."""
+    the first byte that cannot be base64, so the caller can treat the body as text.
+
+    OSCAR's base64 answers are one unwrapped line without a newline; a newline (as
+    shell stdout ends with) therefore marks text, so "1234\n" stays text.
+    """
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
@@ -122,7 +126,6 @@ class _B64Decoder:
     def feed(self, chunk: bytes) -> None:
         if not self.ok:
             return
-        chunk = chunk.translate(None, b"\r\n")
         if not chunk:
             return
         if self.ended:
@@ -1086,4 +1089,4 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                 del inflight[key]
                 settle(rec, p, f"no output after {timeout:g} s")
         if inflight and not (queue and len(inflight) < concurrency):
-            time.sleep(_poll_sleep(time.monotonic() - started))
+            time.sleep(min(0.25, _poll_sleep(time.monotonic() - started)))

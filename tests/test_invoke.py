@@ -41,6 +41,7 @@ def client(cluster):
         ),
         # no output file -> stdout
         "c-echo": 'echo "got: $(cat "$INPUT_FILE_PATH")"',
+        "c-echo-n": "echo 12345678",
         # a single output that is a malicious zip
         "c-zipslip": textwrap.dedent(
             """\
@@ -66,6 +67,12 @@ def test_json_input_text_output(client):
     res = run("cowsay", {"message": "héllo wörld ✓"}, client=client)
     assert res.kind == "text" and "héllo wörld ✓" in res.text
     assert res.path is None and res.paths == [] and str(res) == res.text
+
+
+def test_numeric_stdout_stays_text(client):
+    # "12345678" is also valid base64; the trailing newline of stdout marks it as text
+    res = run("c-echo-n", "abc", client=client)
+    assert res.kind == "text" and res.text == "12345678\n"
 
 
 def test_non_ascii_text_input(client):

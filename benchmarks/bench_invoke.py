@@ -1,0 +1,204 @@
+"""P2 and P3: invocation benchmarks against the embedded cluster, side by side.
+
+P2  peak RSS (above the process's baseline) of one sync ``/run`` with a large file input:
+    ``oscar_elyra.run`` vs ``oscar-python``'s ``Client.run_service`` (installed by this
+    script into its own venv under benchmarks/out/, never into the project). Goal: <= 64 MB.
+P3  ``oscar_elyra.map`` of N files through an async service whose jobs take t seconds on a
+    cluster running K jobs at once, vs the ideal N*t/K. Goal: <= 1.1x.
+
+    python benchmarks/bench_invoke.py                     # P2 with 1024 MB, P3 N=1000 K=8 t=1
+    python benchmarks/bench_invoke.py --size-mb 256 --only p2
+    python benchmarks/bench_invoke.py --n 200 --k 4 --t 0.5 --only p3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+PROBE_ELYRA = """
+import json, resource, sys, time
+import psutil
+from oscar_elyra.client import OscarClient
+from oscar_elyra.invoke import run
+from pathlib import Path
+client = OscarClient()
+client.service_token(sys.argv[1])
+base = psutil.Process().memory_info().rss
+t0 = time.perf_counter()
+res = run(sys.argv[1], Path(sys.argv[2]), client=client, timeout=3600)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"base": base, "peak": peak, "seconds": dt, "answer": res.text.strip()}))
+"""
+
+PROBE_OSCAR_PYTHON = """
+import json, os, resource, sys, time
+from oscar_python.client import Client
+client = Client({"cluster_id": "bench", "endpoint": os.environ["OSCAR_ENDPOINT"],
+                 "user": os.environ["OSCAR_USER"], "password": os.environ["OSCAR_PASSWORD"],
+                 "ssl": False})
+token = client._get_token(sys.argv[1])
+with open("/proc/self/statm") as fh:
+    base = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+t0 = time.perf_counter()
+resp = client.run_service(sys.argv[1], input=sys.argv[2], token=token, timeout=3600)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"base": base, "peak": peak, "seconds": dt, "answer": resp.text.strip(),
+                  "status": resp.status_code}))
+"""
+
+
+def oscar_python_venv() -> Path:
+    """A venv with oscar-python (benchmark-only dependency), created once."""
+    venv = OUT / "venv-oscar-python"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if subprocess.run([str(py), "-c", "import oscar_python"], capture_output=True).returncode:
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "--quiet", "oscar-python"], check=True
+        )
+    return py
+
+
+def make_file(path: Path, size_mb: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as fh:
+        for _ in range(size_mb):
+            fh.write(block)
+
+
+def probe(python: str, code: str, service: str, src: Path, env: dict) -> dict:
+    p = subprocess.run(
+        [python, "-c", code, service, str(src)], env=env, capture_output=True, text=True,
+        timeout=7200,
+    )
+    if p.returncode != 0:
+        return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "failed"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def p2(size_mb: int, work: Path) -> dict:
+    from oscar_elyra.local import LocalCluster
+
+    print(f"\n== P2: peak RSS of a {size_mb} MB sync input ==", flush=True)
+    opy = oscar_python_venv()
+    src = work / "input.bin"
+    make_file(src, size_mb)
+    with LocalCluster(work / "cluster") as c:
+        c.apply_service({"name": "bench-size", "image": "local",
+                         "script": 'wc -c < "$INPUT_FILE_PATH"'})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OSCAR_")}
+        env.update(c.env())
+        rows = {}
+        for name, py, code in [
+            ("oscar_elyra.run", sys.executable, PROBE_ELYRA),
+            ("oscar-python run_service", str(opy), PROBE_OSCAR_PYTHON),
+        ]:
+            r = probe(py, code, "bench-size", src, env)
+            rows[name] = r
+            if "error" in r:
+                print(f"{name:<26} ERROR {r['error']}", flush=True)
+                continue
+            delta = (r["peak"] - r["base"]) / 2**20
+            r["delta_mb"] = round(delta, 1)
+            ok = r["answer"].strip() == str(size_mb << 20)
+            print(f"{name:<26} peak over baseline {delta:8.1f} MB   {r['seconds']:6.1f} s"
+                  f"   answer ok={ok}", flush=True)
+    a, b = rows["oscar_elyra.run"], rows["oscar-python run_service"]
+    if "delta_mb" in a and "delta_mb" in b:
+        print(f"ratio oscar_elyra/oscar-python memory: {a['delta_mb'] / max(b['delta_mb'], 1):.3f}"
+              f"   (goal: oscar_elyra <= 64 MB: {'met' if a['delta_mb'] <= 64 else 'MISSED'})")
+        print(f"ratio oscar_elyra/oscar-python time:   {a['seconds'] / b['seconds']:.3f}")
+    src.unlink(missing_ok=True)
+    return rows
+
+
+def p3(n: int, k: int, t: float, concurrency: list[int], work: Path) -> dict:
+    from oscar_elyra.client import OscarClient
+    from oscar_elyra.config import resolve_cluster
+    from oscar_elyra.invoke import map as run_map
+
+    print(f"\n== P3: map of {n} files, async, K={k} concurrent jobs of t={t} s ==", flush=True)
+    src = work / "p3-in"
+    src.mkdir(exist_ok=True)
+    for i in range(n):
+        (src / f"f{i:05d}.txt").write_text(str(i))
+    ideal = n * t / k
+    rows = {}
+    with LocalClusterK(work / "cluster-p3", k) as c:
+        c.apply_service({
+            "name": "bench-sleep", "image": "local",
+            "script": 'sleep "$T"; n=$(basename "$INPUT_FILE_PATH"); echo "$n";'
+                      ' cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/${n%.*}.out"',
+            "environment": {"variables": {"T": str(t)}},
+            "input": [{"storage_provider": "minio.default", "path": "bench-sleep/in"}],
+            "output": [{"storage_provider": "minio.default", "path": "bench-sleep/out"}],
+        })
+        client = OscarClient(resolve_cluster(endpoint=c.endpoint, user=c.user,
+                                             password=c.password, ssl_verify=False))
+        for conc in concurrency:
+            out = work / f"p3-out-{conc}"
+            t0 = time.perf_counter()
+            res = run_map("bench-sleep", src, concurrency=conc, output_dir=out, client=client,
+                          progress=False, timeout=600)
+            dt = time.perf_counter() - t0
+            counts = res.counts()
+            rows[conc] = {"seconds": dt, "ideal": ideal, "ratio": dt / ideal, "counts": counts}
+            print(f"map concurrency={conc:<3} {dt:8.1f} s   ideal N*t/K {ideal:7.1f} s   "
+                  f"ratio {dt / ideal:.3f}   {counts}   "
+                  f"(goal <= 1.1: {'met' if dt / ideal <= 1.1 else 'MISSED'})", flush=True)
+            client.delete_jobs("bench-sleep", all=True)
+    return rows
+
+
+class LocalClusterK:
+    """A LocalCluster with max_jobs=K (context manager)."""
+
+    def __init__(self, data_dir: Path, k: int) -> None:
+        from oscar_elyra.local import LocalCluster
+
+        self.c = LocalCluster(data_dir, max_jobs=k)
+
+    def __enter__(self):
+        return self.c.start()
+
+    def __exit__(self, *exc) -> None:
+        self.c.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--size-mb", type=int, default=1024, help="P2 input size (MB)")
+    ap.add_argument("--n", type=int, default=1000, help="P3 number of files")
+    ap.add_argument("--k", type=int, default=8, help="P3 cluster job slots")
+    ap.add_argument("--t", type=float, default=1.0, help="P3 seconds per job")
+    ap.add_argument("--concurrency", type=int, nargs="*", help="P3 map concurrency (default K, 2K)")
+    ap.add_argument("--only", choices=["p2", "p3"])
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-invoke-") as tmp:
+        work = Path(tmp)
+        if args.only in (None, "p2"):
+            results["p2"] = p2(args.size_mb, work)
+        if args.only in (None, "p3"):
+            conc = args.concurrency or [args.k, 2 * args.k]
+            results["p3"] = p3(args.n, args.k, args.t, conc, work)
+    (OUT / "bench_invoke.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nresults: {OUT / 'bench_invoke.json'}")
+
+
+if __name__ == "__main__":
+    main()
