@@ -1032,7 +1032,6 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
     inflight: dict[int, tuple[dict, Path, Job]] = {}
     tracker = _Tracker(service, cl, st)
     counter = 0
-    started = time.monotonic()
 
     def settle(rec: dict, p: Path, error: str) -> None:
         rec.update(status="failed", error=error)
@@ -1089,4 +1088,5 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                 del inflight[key]
                 settle(rec, p, f"no output after {timeout:g} s")
         if inflight and not (queue and len(inflight) < concurrency):
-            time.sleep(min(0.25, _poll_sleep(time.monotonic() - started)))
+            # outputs are listed per in-flight job: poll fast while that is cheap
+            time.sleep(0.1 if len(inflight) <= 16 else 0.25)
