@@ -59,7 +59,7 @@ def oscar_schema():
     ``ref`` is a definition name (``"types.Service"``) or a schema dict using
     ``#/definitions/...`` refs; undeclared properties are rejected.
     """
-    from oscar_elyra.local.spec import validator
+    from oscar_spec import validator
 
     cache: dict = {}
 

@@ -1,5 +1,8 @@
 """OSCAR REST API spec (Swagger 2.0 of OSCAR v4.1.2), the contract the embedded cluster follows.
 
+The spec is OSCAR's own file, kept as reference data outside this repository:
+``$OSCAR_API_SPEC`` or ``../shared/reference/oscar-api-v4.1.2.yaml`` beside the clone.
+
 ``validator(ref)`` builds a jsonschema validator for a definition (``"types.Service"``) or
 any schema (``{"type": "array", "items": {"$ref": "#/definitions/types.Service"}}``).
 """
@@ -7,13 +10,17 @@ any schema (``{"type": "array", "items": {"$ref": "#/definitions/types.Service"}
 from __future__ import annotations
 
 import copy
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 __all__ = ["SPEC_PATH", "load_spec", "validator"]
 
-SPEC_PATH = Path(__file__).with_name("oscar-api-v4.1.2.yaml")
+SPEC_PATH = Path(
+    os.environ.get("OSCAR_API_SPEC")
+    or Path(__file__).resolve().parents[2] / "shared" / "reference" / "oscar-api-v4.1.2.yaml"
+)
 
 
 @lru_cache(maxsize=1)
@@ -21,6 +28,10 @@ def load_spec() -> dict:
     """The parsed Swagger document."""
     import yaml
 
+    if not SPEC_PATH.is_file():
+        raise FileNotFoundError(
+            f"OSCAR API spec not found at {SPEC_PATH}: set OSCAR_API_SPEC to oscar-api-v4.1.2.yaml"
+        )
     with open(SPEC_PATH, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
