@@ -1083,7 +1083,8 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
             elif job.status == "Failed":
                 del inflight[key]
                 rec["job"] = job.job_name
-                settle(rec, p, _err(ServiceError(f"job {job.job_name} failed: {job.log or ''}")))
+                tail = (job.log or "").strip()[-400:]
+                settle(rec, p, _err(ServiceError(f"job {job.job_name} failed; log tail: {tail}")))
             elif now - job.submitted_at > timeout:
                 del inflight[key]
                 settle(rec, p, f"no output after {timeout:g} s")
