@@ -8,6 +8,7 @@ P6  per-notebook-node overhead: chains of 1 and 5 trivial notebooks, both runner
     ratio of the 5-node totals.
 
 Usage: python benchmarks/bench_pipeline.py [--sleep S] [--ks 1,2,4,8] [--repeat N]
+Each figure is the best of N runs, the runners interleaved.
 Every command runs as a real subprocess (CLI start-up included) in a fresh copy of the files,
 since Elyra overwrites the notebooks it runs.
 """
@@ -57,27 +58,27 @@ def _time(cmd: list[str], cwd: Path) -> float:
     return elapsed
 
 
-def _measure(make, runner: str, repeat: int, workers: int | None = None) -> float:
-    """Best of ``repeat`` wall times of one runner on a fresh copy of the pipeline."""
-    best = float("inf")
+def _once(make, runner: str, workers: int | None = None) -> float:
+    """Wall time of one runner on a fresh copy of the pipeline."""
+    with tempfile.TemporaryDirectory(prefix="bench-pl-") as tmp:
+        d = Path(tmp)
+        path = make(d)
+        if runner == "elyra":
+            cmd = [str(BIN / "elyra-pipeline"), "run", str(path)]
+        else:
+            cmd = [str(BIN / "oscar-elyra"), "run", str(path), "-q", "--run-dir", str(d / "run")]
+            if workers:
+                cmd += ["--workers", str(workers)]
+        return _time(cmd, d)
+
+
+def _measure(jobs: dict[str, tuple], repeat: int) -> dict[str, float]:
+    """Best wall time of each job ``name -> (make, runner, workers)``, runs interleaved
+    (elyra, ours, elyra, ours...) so load from other processes hits both alike."""
+    best = {name: float("inf") for name in jobs}
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-pl-") as tmp:
-            d = Path(tmp)
-            path = make(d)
-            if runner == "elyra":
-                cmd = [str(BIN / "elyra-pipeline"), "run", str(path)]
-            else:
-                cmd = [
-                    str(BIN / "oscar-elyra"),
-                    "run",
-                    str(path),
-                    "-q",
-                    "--run-dir",
-                    str(d / "run"),
-                ]
-                if workers:
-                    cmd += ["--workers", str(workers)]
-            best = min(best, _time(cmd, d))
+        for name, (make, runner, workers) in jobs.items():
+            best[name] = min(best[name], _once(make, runner, workers))
     return best
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sleep", type=float, default=3.0, help="seconds each branch sleeps")
     ap.add_argument("--ks", default="1,2,4,8", help="fan-out widths")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     ks = [int(k) for k in args.ks.split(",")]
@@ -98,9 +99,15 @@ def main() -> None:
     p5_ok = True
     for k in ks:
         make = lambda d, k=k: _fan_out(d, k, args.sleep)  # noqa: E731
-        t_el = _measure(make, "elyra", args.repeat)
-        t_us = _measure(make, "ours", args.repeat)
-        t_wk = _measure(make, "ours", args.repeat, workers=k)
+        t = _measure(
+            {
+                "elyra": (make, "elyra", None),
+                "ours": (make, "ours", None),
+                "ours_k": (make, "ours", k),
+            },
+            args.repeat,
+        )
+        t_el, t_us, t_wk = t["elyra"], t["ours"], t["ours_k"]
         goal = 0.8 * min(k, cores)
         ok = t_el / t_us >= goal
         p5_ok &= ok
@@ -111,14 +118,24 @@ def main() -> None:
         )
 
     print("\nP6 per-notebook-node overhead, chains of trivial notebooks")
+    chain1 = lambda d: _chain(d, 1)  # noqa: E731
+    chain5 = lambda d: _chain(d, 5)  # noqa: E731
+    t = _measure(
+        {
+            "elyra1": (chain1, "elyra", None),
+            "ours1": (chain1, "ours", None),
+            "elyra5": (chain5, "elyra", None),
+            "ours5": (chain5, "ours", None),
+        },
+        args.repeat,
+    )
     res = {}
     for runner in ("elyra", "ours"):
-        t1 = _measure(lambda d: _chain(d, 1), runner, args.repeat)
-        t5 = _measure(lambda d: _chain(d, 5), runner, args.repeat)
+        t1, t5 = t[f"{runner}1"], t[f"{runner}5"]
         res[runner] = (t1, t5, (t5 - t1) / 4)
         print(
-            f"{runner:>6}: 1 node {t1:6.2f} s, 5 nodes {t5:6.2f} s, "
-            f"per node {(t5 - t1) / 4:5.2f} s",
+            f"{runner:>6}: 1 node {t1:6.2f} s, 5 nodes {t5:6.2f} s,"
+            f" per node {(t5 - t1) / 4:5.2f} s",
             flush=True,
         )
     per_node = res["ours"][2] / res["elyra"][2]
