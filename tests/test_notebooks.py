@@ -140,3 +140,31 @@ def test_missing_or_wrong_variable_is_one_line(name, env, message, tmp_path, mon
     assert message in err.evalue and "\n" not in err.evalue
     # the notebook shows just that line, no traceback
     assert [line for line in err.traceback if line.strip()] == [f"ParameterError: {err.evalue}"]
+
+
+def test_parameter_helpers_name_the_variable(tmp_path, monkeypatch):
+    from oscar_elyra import ops
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "b.png").write_bytes(b"b")
+    (tmp_path / "d" / "a.png").write_bytes(b"a")
+    (tmp_path / "c.txt").write_text("c")
+    # folders expand to their files, sorted; paths stay relative to the working directory
+    assert ops.local_files("INPUT_FILES", "d, c.txt") == [
+        Path("d/a.png"),
+        Path("d/b.png"),
+        Path("c.txt"),
+    ]
+    cases = [
+        (lambda: ops.require("SERVICE", "  ", "a service name"), "SERVICE is not set: expected"),
+        (lambda: ops.as_int("TIMEOUT", "0", minimum=1), "TIMEOUT=0 is too small"),
+        (lambda: ops.as_node("NODE_NAME", "a/b"), "NODE_NAME='a/b' is not a valid node name"),
+        (lambda: ops.local_files("INPUT_FILES", "nope.png"), "INPUT_FILES='nope.png': no such"),
+        (lambda: ops.check_source("FDL_FILE", "d", want_file=True), "FDL_FILE='d': no such file"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ops.ParameterError) as info:
+            call()
+        assert message in str(info.value) and "\n" not in str(info.value)
+    assert ops.as_int("TIMEOUT", "", default=300) == 300
