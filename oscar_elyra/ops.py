@@ -223,7 +223,7 @@ def sample_digits(directory: str | os.PathLike[str], count: int = 40, size: int 
         label, rank = n % 10, n // 10
         index = int(by_label[label][rank % len(by_label[label])])
         pixels = (255 - data.images[index] * (255 / 16)).clip(0, 255).astype("uint8")
-        image = Image.fromarray(pixels, mode="L").resize((size, size), Image.NEAREST)
+        image = Image.fromarray(pixels).resize((size, size), Image.NEAREST)
         path = out / f"digit-{label}-{index:04d}.png"
         tmp = path.with_name(path.name + ".tmp")
         image.save(tmp, format="PNG")
