@@ -39,6 +39,11 @@ class _Locked:
         with self._lock:
             self._inner.update(n)
 
+    def set_total(self, total: int | None) -> None:
+        with self._lock:
+            self._inner.total = total
+            self._inner.refresh()
+
     def set_postfix_str(self, s: str) -> None:
         with self._lock:
             self._inner.set_postfix_str(s, refresh=False)

@@ -205,6 +205,14 @@ def _meta_get(headers: Any, name: str) -> str | None:
     return None
 
 
+def _total_size(headers: Any) -> int:
+    """Object size from a (ranged) GET response: Content-Range's total, else Content-Length."""
+    cr = headers.get("Content-Range") or ""
+    if "/" in cr and cr.rsplit("/", 1)[1].strip().isdigit():
+        return int(cr.rsplit("/", 1)[1])
+    return int(headers.get("Content-Length") or 0)
+
+
 def _mkstemp_near(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -702,31 +710,30 @@ class ObjectStore:
         uri: str,
         path: str | os.PathLike[str],
         *,
-        _info: ObjectInfo | None = None,
         _parallel: int | None = None,
         _bar: Any = None,
+        _size: int | None = None,
     ) -> Path:
         """Download an object to ``path`` (a directory: keep the key's file name).
 
         The data goes to a temporary name in the target directory and is renamed
-        into place only after its size and sha256 match. Large objects are fetched
-        as parallel ranged GETs.
+        into place only after its size and sha256 match. The first request is a
+        ranged GET of one part that also brings size and checksum; the rest of a
+        large object comes as parallel ranged GETs pinned to the same ETag.
         """
-        info = _info or self.stat(uri)
+        bucket, key = parse_uri(uri)
+        if not key or key.endswith("/"):
+            raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
         target = Path(path)
         if target.is_dir() or str(path).endswith(("/", os.sep)):
-            target = safe_join(target, PurePosixPath(info.key).name)
+            target = safe_join(target, PurePosixPath(key).name)
         tmp = _mkstemp_near(target)
         own_bar = _bar is None
-        bar = _bar if _bar is not None else self._bar(info.size, f"download {target.name}")
+        bar = _bar if _bar is not None else self._bar(None, f"download {target.name}")
         try:
-            parallel = _parallel or self.workers
-            size = info.size or 0
-            if parallel > 1 and size > 2 * self.part_size:
-                n = self._get_ranged(info, tmp, parallel, bar.update)
-                digest = _file_sha256(tmp) if info.sha256 else None
-            else:
-                n, digest = self._get_stream(info, tmp, bar.update)
+            info, n, digest = self._download(
+                bucket, key, tmp, _parallel or self.workers, bar, own_bar, _size
+            )
             self._check(info, n, digest)
             os.replace(tmp, target)
         except BaseException:
@@ -737,80 +744,158 @@ class ObjectStore:
                 bar.close()
         return target
 
-    def _get_stream(
-        self, info: ObjectInfo, tmp: Path, on_read: Callable[[int], None]
-    ) -> tuple[int, str]:
-        h = hashlib.sha256()
-        n = 0
-        headers = {"If-Match": info.etag} if info.etag else None
-        resp = self._call(
-            "download",
-            info.bucket,
-            info.key,
-            lambda: self._mc.get_object(info.bucket, info.key, request_headers=headers),
-        )
+    def _download(
+        self,
+        bucket: str,
+        key: str,
+        tmp: Path,
+        parallel: int,
+        bar: Any,
+        own_bar: bool,
+        size_hint: int | None = None,
+    ) -> tuple[ObjectInfo, int, str]:
+        from minio.error import S3Error
+
+        uri = format_uri(bucket, key)
         try:
-            with open(tmp, "wb") as out:
-                for chunk in resp.stream(_CHUNK):
-                    out.write(chunk)
-                    h.update(chunk)
-                    n += len(chunk)
-                    on_read(len(chunk))
-        except (OSError, ValueError):
+            # a known-small object is fetched whole (no Range), else its first part
+            first = 0 if size_hint is not None and size_hint <= self.part_size else self.part_size
+            resp = self._mc.get_object(bucket, key, offset=0, length=first)
+        except S3Error as exc:
+            if exc.code == "InvalidRange":  # a ranged GET of an empty object
+                info = self.stat(uri)
+                if info.size == 0:
+                    return info, 0, hashlib.sha256(b"").hexdigest()
+            raise self._error(exc, bucket, key, "download") from None
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(exc, bucket, key, "download") from None
+        headers = resp.headers
+        total = _total_size(headers)
+        etag = (headers.get("ETag") or "").strip('"') or None
+        info = ObjectInfo(
+            uri=uri,
+            bucket=bucket,
+            key=key,
+            size=total,
+            sha256=_meta_get(headers, SHA256_META),
+            etag=etag,
+            content_type=headers.get("Content-Type"),
+        )
+        if own_bar:
+            bar.set_total(total)
+        h = hashlib.sha256()
+        pinned = {"If-Match": f'"{etag}"'} if etag else None
+        with open(tmp, "r+b") as fh:
+            n = self._pump(resp, fh, h, bar, info)
+            rest = (total or 0) - n
+            if rest > 0 and parallel > 1 and rest > self.part_size:
+                piece = max(self.part_size, -(-rest // (parallel * 4)))
+                ranges = [(off, min(piece, total - off)) for off in range(n, total, piece)]
+                fh.truncate(total)
+                fh.flush()
+                n += self._get_ranges(info, fh.fileno(), ranges, pinned, parallel, bar.update, h)
+            elif rest > 0:
+                resp = self._call(
+                    "download",
+                    bucket,
+                    key,
+                    lambda: self._mc.get_object(bucket, key, offset=n, request_headers=pinned),
+                )
+                n += self._pump(resp, fh, h, bar, info)
+        return info, n, h.hexdigest()
+
+    def _pump(self, resp: Any, fh: IO[bytes], h: Any, bar: Any, info: ObjectInfo) -> int:
+        n = 0
+        try:
+            for chunk in resp.stream(_CHUNK):
+                fh.write(chunk)
+                h.update(chunk)
+                n += len(chunk)
+                bar.update(len(chunk))
+        except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
             raise self._error(exc, info.bucket, info.key, "download") from None
         finally:
             resp.close()
             resp.release_conn()
-        return n, h.hexdigest()
+        return n
 
-    def _get_ranged(
-        self, info: ObjectInfo, tmp: Path, parallel: int, on_read: Callable[[int], None]
+    def _get_ranges(
+        self,
+        info: ObjectInfo,
+        fd: int,
+        ranges: list[tuple[int, int]],
+        headers: dict[str, str] | None,
+        parallel: int,
+        on_read: Callable[[int], None],
+        hasher: Any,
     ) -> int:
-        size = int(info.size or 0)
-        step = self.part_size
-        ranges = [(off, min(step, size - off)) for off in range(0, size, step)]
-        headers = {"If-Match": info.etag} if info.etag else None
-        fd = os.open(tmp, os.O_WRONLY)
-        total = 0
-        lock = threading.Lock()
+        """Fetch ``ranges`` in parallel into ``fd``; hash them in order as they complete."""
+        done = [threading.Event() for _ in ranges]
+        failed = threading.Event()
 
-        def fetch(off: int, length: int) -> int:
-            nonlocal total
-            resp = self._call(
-                "download",
-                info.bucket,
-                info.key,
-                lambda: self._mc.get_object(
-                    info.bucket, info.key, offset=off, length=length, request_headers=headers
-                ),
-            )
-            pos = off
+        def fetch(i: int, off: int, length: int) -> None:
             try:
-                for chunk in resp.stream(_CHUNK):
-                    os.pwrite(fd, chunk, pos)
-                    pos += len(chunk)
-                    on_read(len(chunk))
-            except OSError:
+                resp = self._call(
+                    "download",
+                    info.bucket,
+                    info.key,
+                    lambda: self._mc.get_object(
+                        info.bucket, info.key, offset=off, length=length, request_headers=headers
+                    ),
+                )
+                pos = off
+                try:
+                    for chunk in resp.stream(_CHUNK):
+                        os.pwrite(fd, chunk, pos)
+                        pos += len(chunk)
+                        on_read(len(chunk))
+                except OSError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise self._error(exc, info.bucket, info.key, "download") from None
+                finally:
+                    resp.close()
+                    resp.release_conn()
+                if pos - off != length:
+                    raise IntegrityError(f"{info.uri}: short range read at {off}; retry")
+            except BaseException:
+                failed.set()
                 raise
-            except Exception as exc:  # noqa: BLE001
-                raise self._error(exc, info.bucket, info.key, "download") from None
             finally:
-                resp.close()
-                resp.release_conn()
-            if pos - off != length:
-                raise IntegrityError(f"{info.uri}: short range read at {off}; retry")
-            with lock:
-                total += length
-            return length
+                done[i].set()
 
+        hashed = 0
+
+        def follow() -> None:
+            nonlocal hashed
+            buf = bytearray(4 * MiB)
+            view = memoryview(buf)
+            for i, (off, length) in enumerate(ranges):
+                while not done[i].wait(0.2):
+                    if failed.is_set():
+                        return
+                if failed.is_set():
+                    return
+                pos, end = off, off + length
+                while pos < end:
+                    k = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
+                    if k <= 0:
+                        return
+                    hasher.update(view[:k])
+                    pos += k
+                    hashed += k
+
+        follower = threading.Thread(target=follow, name="sha256-follower", daemon=True)
+        follower.start()
         try:
-            os.ftruncate(fd, size)
-            _run_parallel([(fetch, (o, n)) for o, n in ranges], parallel)
+            _run_parallel([(fetch, (i, o, n)) for i, (o, n) in enumerate(ranges)], parallel)
         finally:
-            os.close(fd)
-        return total
+            if not all(e.is_set() for e in done):
+                failed.set()  # cancelled ranges: stop the follower
+            follower.join()
+        return hashed
 
     # ---------------------------------------------------------------- directories
 
@@ -866,7 +951,7 @@ class ObjectStore:
                 (
                     self.get_file,
                     (info.uri, target),
-                    {"_parallel": per_file, "_bar": bar},
+                    {"_parallel": per_file, "_bar": bar, "_size": info.size},
                 )
                 for info, target in items
             ]
