@@ -317,6 +317,7 @@ def fetch(
     paths = []
     for art in arts:
         target = safe_join(dest, art.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
         store.get_file(art.uri, target)
         size = target.stat().st_size
         if size != art.size:

@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from oscar_elyra.artifacts import Artifact, check_node_name, fetch, run_name
@@ -352,14 +352,15 @@ def invoke_sync(
     results: list[Artifact] = []
     with tempfile.TemporaryDirectory(prefix="oscar-sync-") as tmp:
         work = Path(tmp)
-        items: list[tuple[str, Any, str | None]] = []  # (stem, input for invoke.run, source)
+        # (stem, artifact or local path or text, source); artifacts are fetched one at a time
+        items: list[tuple[str, Any, str | None]] = []
         if isinstance(inputs, str):
             items.append(("text", inputs, None))
         else:
-            for n, item in enumerate(inputs):
+            for item in inputs:
                 if isinstance(item, Artifact):
-                    local = fetch([item], work / f"in-{n}", store=store)[0]
-                    items.append((Path(item.name).stem, local, item.uri))
+                    stem = str(PurePosixPath(item.name).with_suffix(""))
+                    items.append((stem, item, item.uri))
                 else:
                     path = Path(item)
                     if not path.is_file():
@@ -367,11 +368,18 @@ def invoke_sync(
                     items.append((path.stem, path, str(path)))
         if not items:
             raise ValidationError(f"nothing to send to {service!r}: no inputs")
-        for n, (stem, payload, source) in enumerate(items):
+        used: set[str] = set()
+        for n, (stem, item, source) in enumerate(items):
+            payload = item
+            if isinstance(item, Artifact):
+                payload = fetch([item], work / f"in-{n}", store=store)[0]
             out_dir = work / f"out-{n}"
             out_dir.mkdir()
             result = invoke.run(service, payload, out_dir, client=client, timeout=timeout)
             files = _result_files(result)
+            if stem in used:  # two inputs with the same stem: keep both results
+                stem = f"{stem}-{n}"
+            used.add(stem)
             for path in files:
                 if len(files) == 1:
                     name = stem + (path.suffix or _guess_suffix(path))
@@ -390,6 +398,10 @@ def invoke_sync(
                         source=source,
                     )
                 )
+            if isinstance(item, Artifact):
+                Path(payload).unlink(missing_ok=True)
+            for path in files:
+                Path(path).unlink(missing_ok=True)
     return results
 
 

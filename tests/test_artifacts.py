@@ -119,3 +119,24 @@ def _client(cluster):
             env={},
         )
     )
+
+
+def test_sync_results_keep_nested_names_and_same_stems_apart(cluster, run):
+    from oscar_elyra import ops
+
+    client = _client(cluster)
+    store = ops.get_store(client=client)
+    for sub in ("x", "y"):
+        ops.sample_digits(run / "in" / sub, 1)
+    dest = f"s3://artifacts-test/{uuid.uuid4().hex}/"
+    uploaded = ops.upload(run / "in", destination=dest, store=store)
+    assert sorted(a.name for a in uploaded) == ["x/digit-0-0000.png", "y/digit-0-0000.png"]
+    results = ops.invoke_sync("grayify", uploaded, node="gray", client=client, store=store)
+    assert sorted(a.name for a in results) == ["x/digit-0-0000.png", "y/digit-0-0000.png"]
+    files = artifacts.fetch(results, run / "out", store=store)
+    assert all(p.is_file() for p in files)
+    local = ops.invoke_sync(
+        "grayify", [run / "in" / "x" / "digit-0-0000.png", run / "in" / "y" / "digit-0-0000.png"],
+        node="gray2", client=client, store=store,
+    )  # fmt: skip
+    assert sorted(a.name for a in local) == ["digit-0-0000-1.png", "digit-0-0000.png"]
