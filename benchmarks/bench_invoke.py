@@ -196,7 +196,10 @@ def main() -> None:
         if args.only in (None, "p3"):
             conc = args.concurrency or [args.k, 2 * args.k]
             results["p3"] = p3(args.n, args.k, args.t, conc, work)
-    (OUT / "bench_invoke.json").write_text(json.dumps(results, indent=2, default=str))
+    dest = OUT / "bench_invoke.json"
+    previous = json.loads(dest.read_text()) if dest.exists() else {}
+    previous.update(results)  # --only keeps the other benchmark's last figures
+    dest.write_text(json.dumps(previous, indent=2, default=str))
     print(f"\nresults: {OUT / 'bench_invoke.json'}")
 
 

@@ -167,3 +167,11 @@ def test_map_sync_one_failure_does_not_abort(client, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
     with pytest.raises(ValidationError):
         map("grayify", files, mode="fast", client=client)
+
+
+def test_store_from_cluster(cluster, client):
+    st = ObjectStore.from_cluster(
+        endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
+        ssl_verify=False, progress=False,
+    )
+    assert "a-echo" in st.list_buckets() and cluster.s3_secret_key not in repr(st)

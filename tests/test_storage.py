@@ -206,3 +206,16 @@ def test_endpoint_validation():
     from oscar_elyra.auth import redact
 
     assert "secret-xyz" not in redact("key secret-xyz")
+
+
+def test_progress_bar_on_request(s3, store, tmp_path, capsys):
+    st = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=True)
+    f = tmp_path / "p.bin"
+    f.write_bytes(os.urandom(50_000))
+    st.put_file(f, "ctest/progress/p.bin")
+    st.get_file("ctest/progress/p.bin", tmp_path / "back.bin")
+    err = capsys.readouterr().err
+    assert "upload p.bin" in err and "download back.bin" in err
+    quiet = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False)
+    quiet.get_file("ctest/progress/p.bin", tmp_path / "again.bin")
+    assert capsys.readouterr().err == ""
