@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 from click.testing import CliRunner
 
 from oscar_elyra.cli import main
@@ -181,15 +182,30 @@ def test_notebooks_source_unchanged_and_failing_cell(tmp_path, monkeypatch):
         "open('ok.txt', 'w').write(os.getcwd())",
     )
     bad = write_notebook(sub / "bad.ipynb", "x = 1", "raise ValueError('broken cell')", "y = 2")
-    (tmp_path / "after.py").write_text(SCRIPT)
-    originals = {p: p.read_bytes() for p in (ok, bad)}
+    # next and after get their kernels started while ok and bad run (prewarm): next must
+    # still see ok's file, its own env and cwd; after's kernel must be stopped unused
+    nxt = write_notebook(
+        sub / "next.ipynb",
+        "import os\nseen = open('ok.txt').read()",
+        "open('next.txt', 'w').write(seen + '|' + os.getcwd() + '|' + os.environ['COLOR'])",
+    )
+    after = write_notebook(tmp_path / "after.ipynb", "open('after.out', 'w').write('ran')")
+    originals = {p: p.read_bytes() for p in (ok, bad, nxt, after)}
     n_ok = node("ok", "nbs/ok.ipynb", outputs=["ok.txt"])
     n_bad = node("bad", "nbs/bad.ipynb")
-    n_after = node("after", "after.py", parents=[n_bad])
-    path = write_pipeline(tmp_path / "nb.pipeline", pipeline([n_ok, n_bad, n_after]))
+    n_next = node("next", "nbs/next.ipynb", parents=[n_ok], env={"COLOR": "blue"})
+    n_after = node("after", "after.ipynb", parents=[n_bad])
+    path = write_pipeline(tmp_path / "nb.pipeline", pipeline([n_ok, n_bad, n_next, n_after]))
     result = run_pipeline(path, run_dir=tmp_path / "run", workers=2)
     assert not result.ok
-    assert {p: p.read_bytes() for p in (ok, bad)} == originals
+    assert {p: p.read_bytes() for p in originals} == originals
+    assert (sub / "next.txt").read_text() == f"{sub}|{sub}|blue"
+    assert result.by_label("next")["status"] == "succeeded"
+    assert (tmp_path / "run" / result.by_label("after")["log"]).exists()  # kernel was started
+    kernels = [
+        p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())
+    ]
+    assert not kernels  # every kernel started for the run was stopped
     rec_ok, rec_bad = result.by_label("ok"), result.by_label("bad")
     assert rec_ok["status"] == "succeeded"
     assert (sub / "ok.txt").read_text() == str(sub)

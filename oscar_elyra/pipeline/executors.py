@@ -9,6 +9,7 @@ never modified. Each executor writes the node's output to its log file and raise
 from __future__ import annotations
 
 import glob
+import json
 import subprocess
 import sys
 import threading
@@ -105,6 +106,9 @@ def _register_engine(papermill) -> None:
                     stdout_file=stdout_file,
                     stderr_file=stderr_file,
                 )
+                km = final.pop("kernel_manager", None)
+                if km is not None:  # a kernel started ahead of time: nbclient shuts it down
+                    return PapermillNotebookClient(nb_man, km=km, **final).execute(cleanup_kc=True)
                 kernel_kwargs = {"env": kwargs.get("kernel_env") or {}}
                 if kwargs.get("kernel_cwd"):
                     kernel_kwargs["cwd"] = kwargs["kernel_cwd"]
@@ -117,11 +121,48 @@ def _register_engine(papermill) -> None:
         _engine_ready = True
 
 
-def run_notebook(source: Path, executed: Path, ctx: NodeContext) -> None:
-    """Execute notebook ``source`` into ``executed`` (kernel from the notebook's metadata)."""
+def kernel_name_of(notebook: Path) -> str | None:
+    """The kernel a notebook's metadata names (papermill's choice), or None."""
+    try:
+        meta = json.loads(notebook.read_text(encoding="utf-8")).get("metadata") or {}
+    except (OSError, ValueError):
+        return None
+    name = (meta.get("kernelspec") or {}).get("name")
+    return str(name) if name else None
+
+
+def start_kernel(kernel_name: str, ctx: NodeContext):
+    """Start a kernel for a notebook node ahead of time (same env, cwd and log as papermill's).
+
+    Only the kernel process starts early; the notebook's cells run when the node runs.
+    """
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=kernel_name)
+    km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"  # what nbclient drives
+    with open(ctx.log_path, "ab") as log:
+        km.start_kernel(env=ctx.env, cwd=str(ctx.cwd), stdout=log, stderr=log)
+    return km
+
+
+def stop_kernel(km) -> None:
+    """Stop a kernel started by :func:`start_kernel` that no node used."""
+    try:
+        km.shutdown_kernel(now=True)
+        km.cleanup_resources()
+    except Exception:  # noqa: BLE001 - best effort: the process may already be gone
+        pass
+
+
+def run_notebook(source: Path, executed: Path, ctx: NodeContext, km=None) -> None:
+    """Execute notebook ``source`` into ``executed`` (kernel from the notebook's metadata).
+
+    ``km``: a kernel manager from :func:`start_kernel` to use instead of starting one.
+    """
     papermill = papermill_module()
     _register_engine(papermill)
     executed.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"kernel_manager": km} if km is not None else {}
     with open(ctx.log_path, "a", buffering=1, encoding="utf-8") as log:
         try:
             papermill.execute_notebook(
@@ -134,6 +175,7 @@ def run_notebook(source: Path, executed: Path, ctx: NodeContext) -> None:
                 kernel_env=ctx.env,
                 kernel_cwd=str(ctx.cwd),
                 kernel_stderr=log,
+                **extra,
             )
         except papermill.PapermillExecutionError as exc:
             src = (exc.source or "").strip().splitlines()

@@ -27,10 +27,13 @@ from oscar_elyra.pipeline.executors import (
     NodeFailure,
     _register_engine,
     collect_outputs,
+    kernel_name_of,
     papermill_module,
     run_notebook,
     run_process,
     run_script,
+    start_kernel,
+    stop_kernel,
 )
 from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
 from oscar_elyra.pipeline.validation import first_error, resolve_parameters, validate_pipeline
@@ -127,6 +130,7 @@ class _Run:
         parameters: dict[str, Any],
         workers: int,
         on_event: EventCallback | None,
+        prewarm: bool = True,
     ) -> None:
         self.pipeline = pipeline
         self.record = record
@@ -137,6 +141,10 @@ class _Run:
         self.on_event = on_event
         self.nodes = {n["id"]: n for n in record["nodes"]}
         self.contexts: dict[str, NodeContext] = {}
+        #: kernels started ahead of time for notebook nodes (futures of KernelManagers)
+        self.kernels: dict[str, Future] = {}
+        self.use_prewarm = prewarm
+        self.prewarm_pool: ThreadPoolExecutor | None = None
 
     # -- bookkeeping (main thread only) ---------------------------------------------------
     def save(self) -> None:
@@ -174,13 +182,13 @@ class _Run:
             )
         return path
 
-    def execute(self, node: Node, ctx: NodeContext) -> list[dict[str, Any]]:
+    def execute(self, node: Node, ctx: NodeContext, km: Any = None) -> list[dict[str, Any]]:
         if node.kind in ("notebook", "python", "r"):
             source = self.pipeline.resolve(node.filename or "")
             if node.kind == "notebook":
                 rec = self.nodes[node.id]
                 executed = self.run_dir / rec["notebook"]
-                run_notebook(source, executed, ctx)
+                run_notebook(source, executed, ctx, km=km)
             else:
                 run_script(source, node.kind, ctx)
             return collect_outputs(node.outputs, source.parent)
@@ -204,11 +212,21 @@ class _Run:
             artifacts.append({"name": name, "path": str(path), "size": path.stat().st_size})
         return artifacts
 
-    def work(self, node: Node) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+    def work(
+        self, node: Node, kernel: Future | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
         ctx = self.contexts[node.id]
         t0 = time.monotonic()
+        km = None
+        if kernel is not None:
+            try:
+                km = kernel.result()
+                if not km.is_alive():
+                    km = None
+            except Exception:  # noqa: BLE001 - papermill then starts its own kernel
+                km = None
         try:
-            artifacts = self.execute(node, ctx)
+            artifacts = self.execute(node, ctx, km)
             error = None
         except NodeFailure as exc:
             artifacts, error = [], exc.error
@@ -219,19 +237,57 @@ class _Run:
         return artifacts, error, time.monotonic() - t0
 
     # -- scheduling -----------------------------------------------------------------------
+    def context(self, node: Node) -> NodeContext:
+        """The node's context (its folder made, its log emptied), once per attempt."""
+        if node.id not in self.contexts:
+            ndir = self.node_dir(node)
+            ndir.mkdir(parents=True, exist_ok=True)
+            log = ndir / "log.txt"
+            log.write_bytes(b"")
+            cwd = self.pipeline.dir
+            if node.kind in ("notebook", "python", "r"):
+                cwd = self.pipeline.resolve(node.filename or "").parent
+            self.contexts[node.id] = NodeContext(
+                env=self.env_for(node), cwd=cwd, log_path=log, node_dir=ndir
+            )
+        return self.contexts[node.id]
+
+    def prewarm(self, order: list[str]) -> None:
+        """Start kernels for notebook nodes about to run (parents running or done), at most
+        ``workers`` unused at a time, so kernel start-up overlaps the running nodes."""
+        if self.prewarm_pool is None:
+            return
+        for nid in order:
+            if len(self.kernels) >= self.workers:
+                return
+            node = self.pipeline.nodes[nid]
+            if (
+                node.kind != "notebook"
+                or nid in self.kernels
+                or nid in self.contexts
+                or self.nodes[nid]["status"] != "pending"
+                or not all(
+                    self.nodes[p]["status"] in ("running", "succeeded")
+                    for p in node.parents
+                    if p in self.selected
+                )
+            ):
+                continue
+            name = kernel_name_of(self.pipeline.resolve(node.filename or ""))
+            if name:
+                self.kernels[nid] = self.prewarm_pool.submit(start_kernel, name, self.context(node))
+
+    def drop_kernel(self, nid: str) -> None:
+        """Stop the kernel started for a node that will not run."""
+        fut = self.kernels.pop(nid, None)
+        if fut is not None and self.prewarm_pool is not None:
+            self.prewarm_pool.submit(lambda: stop_kernel(fut.result()))
+
     def start(self, pool: ThreadPoolExecutor, nid: str) -> Future:
         node = self.pipeline.nodes[nid]
         rec = self.nodes[nid]
-        ndir = self.node_dir(node)
-        ndir.mkdir(parents=True, exist_ok=True)
-        log = ndir / "log.txt"
-        log.write_bytes(b"")
-        cwd = self.pipeline.dir
-        if node.kind in ("notebook", "python", "r"):
-            cwd = self.pipeline.resolve(node.filename or "").parent
-        self.contexts[nid] = NodeContext(
-            env=self.env_for(node), cwd=cwd, log_path=log, node_dir=ndir
-        )
+        self.context(node)
+        kernel = self.kernels.pop(nid, None)
         rec.update(
             status="running",
             start=_now(),
@@ -242,7 +298,7 @@ class _Run:
             attempt=rec.get("attempt", 0) + 1,
         )
         self.event("running", nid)
-        return pool.submit(self.work, node)
+        return pool.submit(self.work, node, kernel)
 
     def finish(self, nid: str, artifacts, error, seconds: float) -> None:
         rec = self.nodes[nid]
@@ -272,6 +328,12 @@ class _Run:
         order = self.pipeline.topological_order()
         running: dict[Future, str] = {}
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="node")
+        if self.use_prewarm and any(
+            self.pipeline.nodes[n].kind == "notebook" for n in self.selected
+        ):
+            self.prewarm_pool = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="kernel"
+            )
         try:
             while True:
                 changed = True
@@ -289,12 +351,14 @@ class _Run:
                                     },
                                 )
                                 self.event("not_run", nid)
+                                self.drop_kernel(nid)
                                 changed = True
                 for nid in order:
                     if len(running) >= self.workers:
                         break
                     if self.nodes[nid]["status"] == "pending" and self.ready(nid):
                         running[self.start(pool, nid)] = nid
+                self.prewarm(order)
                 if not running:
                     break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -318,6 +382,11 @@ class _Run:
             self.save()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            for nid in list(self.kernels):
+                self.drop_kernel(nid)
+            if self.prewarm_pool is not None:
+                self.prewarm_pool.shutdown(wait=True)
         pool.shutdown(wait=True)
 
 
@@ -384,12 +453,14 @@ def run_pipeline(
     check_services: bool = False,
     client: Any = None,
     on_event: EventCallback | None = None,
+    prewarm: bool = True,
 ) -> RunResult:
     """Validate then run a ``.pipeline`` file; returns the run record.
 
     ``params``: ``--param`` values as strings (typed against the pipeline's parameters).
     ``resume``: a previous run directory; its failed and not-run nodes run again in it, with
-    the same ``ELYRA_RUN_NAME``. ``only``/``from_``: node labels or ids.
+    the same ``ELYRA_RUN_NAME``. ``only``/``from_``: node labels or ids. ``prewarm``: start
+    the kernel of a notebook node while its parents still run (its cells wait for them).
     A failed node stops its descendants; other branches finish. ValidationError (nothing
     executed) when the pipeline or the arguments are invalid.
     """
@@ -473,7 +544,7 @@ def run_pipeline(
     if any(pipeline.nodes[n].kind == "notebook" for n in selected):
         _register_engine(papermill_module())  # import once, before node clocks start
 
-    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event)
+    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event, prewarm)
     run.save()
     if on_event:
         on_event("start", {}, record)
