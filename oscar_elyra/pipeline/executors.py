@@ -47,13 +47,34 @@ class NodeContext:
 
 
 def papermill_module():
-    """Import papermill, or fail with the extra to install."""
+    """Import papermill, or fail with the extra to install.
+
+    Papermill loads every ``papermill.engine`` entry point when imported; Elyra's one would
+    import all of Elyra (seconds, and the runner must not depend on it), so it is skipped.
+    """
+    if "papermill" in sys.modules:
+        return sys.modules["papermill"]
+    try:
+        import entrypoints
+    except ImportError:  # pragma: no cover - papermill itself needs it
+        entrypoints = None
+    original = getattr(entrypoints, "get_group_all", None)
+
+    def without_elyra(group, path=None):
+        found = original(group, path) if path is not None else original(group)
+        return [e for e in found if not str(e.module_name).startswith("elyra.")]
+
+    if original is not None:
+        entrypoints.get_group_all = without_elyra
     try:
         import papermill
     except ImportError:
         raise OscarError(
             "running notebook nodes needs papermill: pip install 'oscar-elyra[elyra]'"
         ) from None
+    finally:
+        if original is not None:
+            entrypoints.get_group_all = original
     return papermill
 
 
