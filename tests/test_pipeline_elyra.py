@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,83 @@ def test_digits_kfp_runs(tmp_path, cluster_env):
     assert [n["status"] for n in rec["nodes"]] == ["succeeded"] * len(rec["nodes"])
     results = [json.loads(p.read_text()) for p in out.rglob("*.json")]
     assert len(results) == 4 and all(0 <= r["digit"] <= 9 for r in results)
+
+
+def _producer_consumer(root: Path) -> Path:
+    """The files of Elyra's reference producer-consumer pipeline, written for the test."""
+    from oscar_elyra.pipeline.builder import write_notebook
+
+    (root / "scripts").mkdir(parents=True)
+    (root / "pipelines").mkdir()
+    (root / "scripts" / "setup.txt").write_text("seed 7\n")
+    (root / "scripts" / "setup.py").write_text(
+        "open('setup.out', 'w').write(open('setup.txt').read().upper())\n"
+    )
+    p = root / "pipelines"
+    (p / "create-source-files.py").write_text(
+        "seed = int(open('../scripts/setup.out').read().split()[1])\n"
+        "for i in (1, 2):\n"
+        "    open(f'input-{i}.csv', 'w').write('\\n'.join(str(seed * i + k) for k in range(5)))\n"
+    )
+    (p / "producer-script.py").write_text(
+        "for i in (1, 2):\n"
+        "    rows = open(f'input-{i}.csv').read().split()\n"
+        "    open(f'output-{i + 2}.csv', 'w').write('\\n'.join(str(int(r) ** 2) for r in rows))\n"
+    )
+    write_notebook(
+        p / "producer.ipynb",
+        "import os\nuser = os.environ.get('NB_USER', '-')",
+        "for i in (1, 2):\n"
+        "    rows = open(f'input-{i}.csv').read().split()\n"
+        "    open(f'output-{i}.csv', 'w').write(user + ':' + ','.join(r * 2 for r in rows))",
+    )
+    write_notebook(
+        p / "consumer.ipynb",
+        "import os\nparts = [open(f'output-{i}.csv').read() for i in range(1, 5)]",
+        "open('summary.txt', 'w').write(os.environ['ELYRA_RUNTIME_ENV'] + '|' + '|'.join(parts))",
+    )
+    shutil.copy(
+        Path("/work/shared/reference/elyra-generic-producer-consumer.pipeline"),
+        p / "producer-consumer.pipeline",
+    )
+    return p / "producer-consumer.pipeline"
+
+
+def _outputs(root: Path, skip: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(root)): f.read_text()
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and f.suffix in (".csv", ".out", ".txt") and skip not in f.parents
+    }
+
+
+def test_reference_pipeline_same_outputs(tmp_path):
+    """Elyra's own producer-consumer .pipeline (../scripts, dependencies, NB_USER without a
+    value, 5 nodes, 2 parallel branches): the same files with both runners."""
+    if not Path("/work/shared/reference/elyra-generic-producer-consumer.pipeline").is_file():
+        pytest.skip("reference pipeline not available")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELYRA_")}
+    env["NB_USER"] = "tester"
+    theirs_root, ours_root = tmp_path / "elyra", tmp_path / "ours"
+    _producer_consumer(theirs_root)
+    path = _producer_consumer(ours_root)
+    sources = {f: f.read_bytes() for f in (ours_root / "pipelines").glob("*.ipynb")}
+    _run(
+        [str(BIN / "elyra-pipeline"), "run", "pipelines/producer-consumer.pipeline"],
+        theirs_root,
+        env,
+    )
+    run_dir = tmp_path / "run"
+    _run(
+        [str(BIN / "oscar-elyra"), "run", str(path), "-q", "--run-dir", str(run_dir)],
+        ours_root,
+        env,
+    )
+    theirs = _outputs(theirs_root, run_dir)
+    ours = _outputs(ours_root, run_dir)
+    assert "pipelines/summary.txt" in theirs and theirs["pipelines/summary.txt"].startswith(
+        "local|"
+    )
+    assert "tester:" in theirs["pipelines/output-1.csv"]
+    assert ours == theirs
+    assert {f: f.read_bytes() for f in sources} == sources

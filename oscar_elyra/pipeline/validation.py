@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -144,7 +145,7 @@ def validate_pipeline(
                     node,
                 )
         if node.kind in ("notebook", "python", "r"):
-            _check_generic(pipeline, node, err)
+            _check_generic(pipeline, node, err, warn)
         elif node.kind == "component":
             _check_component(pipeline, node, values, err)
         else:
@@ -170,7 +171,7 @@ def validate_pipeline(
     return issues
 
 
-def _check_generic(pipeline: Pipeline, node, err) -> None:
+def _check_generic(pipeline: Pipeline, node, err, warn) -> None:
     if not node.filename:
         err(f"node '{node.display}' has no file: set its 'filename' property", node)
         return
@@ -188,6 +189,12 @@ def _check_generic(pipeline: Pipeline, node, err) -> None:
     for name in node.env_names:
         if " " in name:
             err(f"node '{node.display}': environment variable '{name}' contains a space", node)
+        elif name not in node.env and name not in os.environ:
+            warn(
+                f"node '{node.display}': environment variable '{name}' has no value in the "
+                "pipeline and is not set in this environment",
+                node,
+            )
 
 
 def _check_component(pipeline: Pipeline, node, values: dict[str, Any], err) -> None:
