@@ -164,3 +164,48 @@ def test_reference_pipelines_parse():
     assert any("elyra-kfp-examples-catalog" in i.message for i in issues if i.severity == "error")
     hash_node = kfp.find("Calculate data hash")
     assert hash_node.component_id == "calculate_hash.yaml"
+
+
+def test_palette_checks_and_describe(tmp_path):
+    """Palette nodes: required inputs, inputpath wiring, services used; no execution."""
+    up = node("Upload", component="oscar_upload.yaml", inputs={"source": str(tmp_path)})
+    call = node(
+        "Call",
+        component="oscar_invoke_sync.yaml",
+        parents=[up],
+        inputs={"service": "cowsay", "input_manifest": ("from", up, "manifest")},
+    )
+    path = write_pipeline(tmp_path / "ok.pipeline", pipeline([up, call]))
+    pl = load_pipeline(path)
+    assert not [i for i in validate_pipeline(pl) if i.severity == "error"]
+    info = json.loads(_cli("--json", "describe", str(path)).output)
+    assert info["services"] == {"cowsay": ["Call"]}
+    assert info["nodes"][1]["inputs"]["input_manifest"] == "<output_manifest of Upload>"
+
+    no_service = node(
+        "Call",
+        component="oscar_invoke_sync.yaml",
+        parents=[up],
+        inputs={"input_manifest": ("from", up, "manifest")},
+    )
+    not_upstream = node(
+        "Other",
+        component="oscar_invoke_sync.yaml",
+        inputs={"service": "x", "input_manifest": ("from", up, "manifest")},
+    )
+    wrong_output = node(
+        "Wrong",
+        component="oscar_invoke_sync.yaml",
+        parents=[up],
+        inputs={"service": "x", "input_manifest": ("from", up, "nothing")},
+    )
+    missing = node("Ghost", component="no_such_component.yaml")
+    path = write_pipeline(
+        tmp_path / "bad.pipeline",
+        pipeline([up, no_service, not_upstream, wrong_output, missing]),
+    )
+    messages = [i.message for i in validate_pipeline(load_pipeline(path)) if i.severity == "error"]
+    assert any("'Call' is missing a value for required input 'service'" in m for m in messages)
+    assert any("'Other'" in m and "not upstream" in m for m in messages)
+    assert any("'Wrong'" in m and "no such output" in m for m in messages)
+    assert any("no_such_component.yaml" in m and "not found" in m for m in messages)
