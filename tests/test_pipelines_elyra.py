@@ -17,7 +17,8 @@ import pytest
 
 from oscar_elyra.artifacts import read_manifest, sha256_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("elyra-pipelines")]
+# each test runs its own pipeline (no fixture shared across tests), so xdist may spread them
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -178,11 +179,15 @@ def _variant(ws: Path, name: str, node: str, var: str, value: str) -> str:
 
 
 def test_missing_service_or_input_folder_fails_clearly_and_keeps_buckets(
-    sync_run, async_run, elyra_env, cluster, tmp_path
+    elyra_env, cluster, store, tmp_path
 ):
     ws = _workspace(tmp_path)
+    # objects a failed run must not touch: earlier results, including this run's upload prefix
+    prefix = elyra_env["OSCAR_ARTIFACTS_URI"]
+    for uri in (f"{prefix}/keep/a.txt", "s3://grayify/out/keep.png", f"{prefix}/x/upload/y"):
+        store.ensure_bucket(uri[5:].split("/", 1)[0])
+        store.put_bytes(f"keep {uri}", uri)
     before = _snapshot(cluster)
-    assert before  # the pipelines above left objects to protect
 
     missing_dir = elyra(
         "run",
