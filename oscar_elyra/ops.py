@@ -129,6 +129,28 @@ def show(artifacts: Sequence[Artifact], *, images: int = 6) -> Any:
     return None
 
 
+def short_errors() -> None:
+    """In a notebook, show oscar_elyra errors as one (redacted) line instead of a traceback.
+
+    The cell still fails, so papermill and Elyra stop the node and report the same line.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - plain Python
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return
+    from oscar_elyra.auth import redact
+
+    def handler(shell, etype, evalue, tb, tb_offset=None):
+        line = f"{etype.__name__}: {redact(str(evalue))}"
+        shell._showtraceback(etype, evalue, [line])
+        return [line]
+
+    shell.set_custom_exc((OscarError,), handler)
+
+
 # --------------------------------------------------------------------------- connections
 
 

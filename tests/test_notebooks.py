@@ -168,3 +168,17 @@ def test_parameter_helpers_name_the_variable(tmp_path, monkeypatch):
             call()
         assert message in str(info.value) and "\n" not in str(info.value)
     assert ops.as_int("TIMEOUT", "", default=300) == 300
+
+
+def test_library_error_is_one_line_too(cluster, tmp_path, monkeypatch):
+    import papermill
+
+    env = {**cluster.env(), "ELYRA_RUN_NAME": "x", "SERVICE": "no-such-service"}
+    env["INPUT_TEXT"] = "hello"
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        _execute("oscar_invoke_sync", tmp_path, env, monkeypatch)
+    err = info.value
+    assert err.ename == "NotFoundError"
+    assert "service 'no-such-service' is not deployed" in err.evalue
+    assert err.traceback == [f"NotFoundError: {err.evalue}"]
+    assert cluster.password not in json.dumps(err.traceback)
