@@ -55,6 +55,8 @@ ENCODE_CHUNK = 3 * 1024 * 1024
 #: response bytes processed per step
 DECODE_CHUNK = 1024 * 1024
 LOG_EXCERPT = 2000
+#: seconds between output polls of map() while few jobs are in flight
+MAP_POLL = float(os.environ.get("OSCAR_ELYRA_MAP_POLL", "0.03"))
 #: a response is kept raw (in case it is not base64) up to this size
 RAW_LIMIT = 8 * 1024 * 1024
 _B64_BLOCK = re.compile(rb"[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -493,7 +495,7 @@ class Job:
     _client: Any = field(default=None, repr=False, compare=False)
     _store: Any = field(default=None, repr=False, compare=False)
     _seen: tuple = field(default=(), repr=False, compare=False)
-    _stable: int = field(default=0, repr=False, compare=False)
+    _since: float = field(default=0.0, repr=False, compare=False)
 
     @property
     def stem(self) -> str:
@@ -674,8 +676,10 @@ class _Tracker:
         except NotFoundError:
             return []
 
-    def poll_outputs(self) -> None:
-        pending = [j for j in self.jobs if not j.done]
+    def poll_outputs(self, only: list[Job] | None = None, stable_secs: float = 0.0) -> None:
+        """List outputs of pending jobs (or of ``only``); a job whose outputs exist and did
+        not change between two polls at least ``stable_secs`` apart has succeeded."""
+        pending = [j for j in (self.jobs if only is None else only) if not j.done]
         if not pending:
             return
         found: dict[int, list[str]] = {id(j): [] for j in pending}
@@ -696,13 +700,14 @@ class _Tracker:
                     job = stems.get(m.group(0)) if m else None
                     if job is not None:
                         found[id(job)].append(uri)
+        now = time.monotonic()
         for j in pending:
             outs = tuple(sorted(found[id(j)]))
-            j._stable = j._stable + 1 if outs and outs == j._seen else 0
-            j._seen = outs
-            j.outputs = list(outs)
-            if outs and j._stable >= 1:
+            if outs != j._seen:
+                j._seen, j._since = outs, now
+            elif outs and now - j._since >= stable_secs and now > j._since:
                 j.status = "Succeeded"
+            j.outputs = list(outs)
 
     def poll_jobs(self) -> None:
         pending = [j for j in self.jobs if not j.done]
@@ -754,8 +759,8 @@ class _Tracker:
             elif status:
                 job.status = status
 
-    def step(self, jobs_every: float = 1.0) -> None:
-        self.poll_outputs()
+    def step(self, jobs_every: float = 1.0, only: list[Job] | None = None) -> None:
+        self.poll_outputs(only, stable_secs=0.1)
         if any(not j.done for j in self.jobs) and (
             time.monotonic() - self.last_jobs_poll >= jobs_every
         ):
@@ -1032,6 +1037,9 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
     inflight: dict[int, tuple[dict, Path, Job]] = {}
     tracker = _Tracker(service, cl, st)
     counter = 0
+    lat: list[float] = []
+    next_poll: dict[int, float] = {}
+    finished: list[tuple[dict, Job]] = []
 
     def settle(rec: dict, p: Path, error: str) -> None:
         rec.update(status="failed", error=error)
@@ -1064,12 +1072,24 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                 else:
                     settle(rec, p, _err(err))
         tracker.jobs = [v[2] for v in inflight.values()]
+        # poll a job's outputs only once it is about as old as the quickest jobs so far,
+        # then often, backing off the longer it is overdue
+        min_age = 0.7 * min(lat[-32:]) if lat else 0.0
+        mono, now = time.monotonic(), time.time()
+        due = [
+            j
+            for j in tracker.jobs
+            if next_poll.get(id(j), 0.0) <= mono and now - j.submitted_at >= min_age
+        ]
         if tracker.jobs:
-            tracker.step()
-        now = time.time()
+            tracker.step(only=due)
+        for j in due:
+            overdue = max(0.0, now - j.submitted_at - min_age)
+            next_poll[id(j)] = mono + min(0.5, MAP_POLL + 0.1 * overdue)
         for key, (rec, p, job) in list(inflight.items()):
             if job.status == "Succeeded":
                 del inflight[key]
+                lat.append(time.time() - job.submitted_at)
                 try:
                     outs = (
                         [str(x) for x in job.download(out_dir)]
@@ -1077,6 +1097,7 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                         else list(job.outputs)
                     )
                     rec.update(status="ok", outputs=outs, error=None, job=job.job_name)
+                    finished.append((rec, job))
                     finish(rec)
                 except OscarError as exc:
                     settle(rec, p, _err(exc))
@@ -1089,5 +1110,37 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                 del inflight[key]
                 settle(rec, p, f"no output after {timeout:g} s")
         if inflight and not (queue and len(inflight) < concurrency):
-            # outputs are listed per in-flight job: poll fast while that is cheap
-            time.sleep(0.1 if len(inflight) <= 16 else 0.25)
+            mono, now = time.monotonic(), time.time()
+            wake = min(
+                max(next_poll.get(id(j), 0.0), mono + j.submitted_at + min_age - now)
+                for _, _, j in inflight.values()
+            )
+            time.sleep(min(0.25, max(0.01, wake - mono)))
+    _late_outputs(finished, tracker, out_dir)
+
+
+def _late_outputs(finished: list[tuple[dict, Job]], tracker: _Tracker, out_dir) -> None:
+    """One listing of the run at the end: outputs uploaded after a job was seen complete
+    (a slow multi-file upload) are added and downloaded too."""
+    if not finished:
+        return
+    job0 = finished[0][1]
+    by_stem = {j.stem: (rec, j) for rec, j in finished}
+    late: dict[str, list[str]] = {}
+    for out in job0.output_paths:
+        _, prefix = parse_uri(out + "/")
+        for uri in tracker._list(out, f"{job0.run_id}-"):
+            m = re.match(r"[^-]+-\d+-", parse_uri(uri)[1][len(prefix) :])
+            hit = by_stem.get(m.group(0)) if m else None
+            if hit is not None and uri not in hit[1].outputs:
+                late.setdefault(hit[1].stem, []).append(uri)
+    for stem, uris in late.items():
+        rec, job = by_stem[stem]
+        job.outputs = sorted(job.outputs + uris)
+        try:
+            if out_dir is not None:
+                rec["outputs"] = [str(x) for x in job.download(out_dir)]
+            else:
+                rec["outputs"] = list(job.outputs)
+        except OscarError as exc:
+            rec.update(status="failed", error=_err(exc))
