@@ -1,40 +1,25 @@
 """The main job (``make demo`` / ``python -m oscar_elyra.demo``).
 
-Starts the embedded OSCAR-compatible cluster in a temporary data dir, deploys the bundled
-example services and invokes each over the real OSCAR REST API, printing what came back:
-
-- ``cowsay`` synchronously with a message,
-- ``grayify`` synchronously with a generated colour image (the grayscale PNG is saved),
-- ``digits`` synchronously with handwritten digits from scikit-learn's data set, and once
-  asynchronously by uploading an image to its input bucket and waiting for the output.
-
-Then stops the cluster. Uses plain ``requests`` and ``minio`` only.
+1. Starts the embedded OSCAR-compatible cluster (SeaweedFS S3 + OSCAR REST API) in a fresh
+   temporary data dir and deploys the bundled example services.
+2. Invokes each service through the client library, printing what came back: ``cowsay`` with
+   a message, ``grayify`` with a colour image, ``digits`` with handwritten digits.
+3. Runs the example pipelines ``pipelines/digits_async.pipeline`` and
+   ``pipelines/digits_sync.pipeline`` end to end with plain ``elyra-pipeline run`` in a copy of
+   the project's notebooks (``--workspace``, default ``runs/demo``) and prints where the
+   reports are. Then stops the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import io
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
-
-
-def _digit_png(image_8x8, scale: int = 4) -> bytes:
-    """A digit of sklearn's data set (8x8, values 0..16) as a PNG, upscaled."""
-    import numpy as np
-    from PIL import Image
-
-    arr = (np.asarray(image_8x8, dtype=float) * (255.0 / 16.0)).clip(0, 255).astype("uint8")
-    img = Image.fromarray(arr, mode="L").resize((8 * scale, 8 * scale), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+from oscar_elyra.errors import OscarError
 
 
 def _colour_png(size: int = 96) -> bytes:
@@ -47,113 +32,72 @@ def _colour_png(size: int = 96) -> bytes:
     return buf.getvalue()
 
 
-def _run(endpoint: str, service: tuple[str, str], body: bytes | str) -> requests.Response:
-    """POST ``body`` to ``/run/<name>`` with its bearer token; ``service=(name, token)``."""
-    name, token = service
-    r = requests.post(
-        f"{endpoint}/run/{name}",
-        data=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=300,
-    )
-    r.raise_for_status()
-    return r
+def invoke_examples(client, out_dir: Path, echo=print) -> None:
+    """Call cowsay, grayify and digits once each (digits on ten samples) and print the answers."""
+    from oscar_elyra.invoke import run
+    from oscar_elyra.ops import sample_digits
+
+    echo('\n== cowsay (sync) <- {"message": "Hello from oscar-elyra!"}')
+    echo(run("cowsay", {"message": "Hello from oscar-elyra!"}, client=client).text.rstrip())
+
+    echo("\n== grayify (sync) <- a 96x96 colour gradient PNG")
+    res = run("grayify", _colour_png(), out_dir / "grayify-gradient.png", client=client)
+    echo(f"   got {res.path.stat().st_size} bytes of PNG -> {res.path}")
+
+    echo("\n== digits (sync) <- handwritten digits from scikit-learn's data set")
+    correct = 0
+    samples = sample_digits(out_dir / "digits", count=10)
+    for png in samples:
+        answer = run("digits", png, client=client).json()
+        truth = int(png.stem.split("-")[1])
+        correct += answer["digit"] == truth
+        mark = "ok" if answer["digit"] == truth else "MISS"
+        p = max(answer["probabilities"])
+        echo(f"   {png.name:16s} predicted {answer['digit']}  p={p:.2f}  {mark}")
+    echo(f"   {correct}/{len(samples)} correct")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m oscar_elyra.demo", description=__doc__)
-    parser.add_argument("--output-dir", default="runs/demo", help="where outputs are saved")
+    parser.add_argument("--workspace", default="runs/demo", help="where outputs and reports go")
+    parser.add_argument(
+        "--no-pipelines", action="store_true", help="only invoke the example services"
+    )
     args = parser.parse_args(argv)
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    workspace = Path(args.workspace).resolve()
 
-    from minio import Minio
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
+    from oscar_elyra.client import OscarClient
+    from oscar_elyra.config import resolve_cluster
+    from oscar_elyra.demo_pipelines import PIPELINES, pipeline_env, prepare_workspace, run_pipeline
     from oscar_elyra.local import LocalCluster
 
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="oscar-elyra-demo-") as data_dir:
-        print("== Starting the embedded OSCAR cluster (SeaweedFS S3 + OSCAR REST API) ...")
-        with LocalCluster(data_dir) as cluster:
-            print(f"   API {cluster.endpoint}   S3 {cluster.s3_endpoint}")
-            names = cluster.deploy_examples()
-            print(f"== Deployed example services: {', '.join(names)}")
-            with cluster.session() as s:
-                services = {
-                    svc["name"]: svc for svc in s.get(f"{cluster.endpoint}/system/services").json()
-                }
-            tok = {n: (n, services[n]["token"]) for n in names}
-            for n in names:
-                print(f"   {n:8s} image {services[n]['image']}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="oscar-elyra-demo-") as data_dir:
+            print("== Starting the embedded OSCAR cluster (SeaweedFS S3 + OSCAR REST API) ...")
+            with LocalCluster(data_dir) as cluster:
+                print(f"   API {cluster.endpoint}   S3 {cluster.s3_endpoint}")
+                print(f"== Deployed example services: {', '.join(cluster.deploy_examples())}")
+                client = OscarClient(resolve_cluster(env=cluster.env()))
+                invoke_examples(client, workspace / "examples")
+                if not args.no_pipelines:
+                    prepare_workspace(workspace)
+                    env = pipeline_env(cluster, Path(data_dir) / "jupyter-runtime")
+                    for name in PIPELINES:
+                        print(f"\n== elyra-pipeline run pipelines/{name}.pipeline ...")
+                        info = run_pipeline(name, workspace, env)
+                        acc = info["accuracy"]
+                        score = f", accuracy {acc:.0%}" if acc is not None else ""
+                        print(f"   done in {info['seconds']} s{score}")
+                        print(f"   report: {info['report_html']}")
+                        print(f"   stored: {info['report_uri']}")
+                print("\n== Stopping the cluster")
+    except OscarError as exc:
+        from oscar_elyra.auth import redact
 
-            print('\n== cowsay (sync) <- {"message": "Hello from oscar-elyra!"}')
-            r = _run(
-                cluster.endpoint, tok["cowsay"], json.dumps({"message": "Hello from oscar-elyra!"})
-            )
-            print(r.text.rstrip("\n"))
-
-            print("\n== grayify (sync) <- a 96x96 colour gradient PNG")
-            r = _run(cluster.endpoint, tok["grayify"], base64.b64encode(_colour_png()))
-            png = base64.b64decode(r.text)
-            dest = out_dir / "grayify-gradient.png"
-            dest.write_bytes(png)
-            with Image.open(io.BytesIO(png)) as img:
-                print(
-                    f"   got a {img.format} {img.size[0]}x{img.size[1]} mode {img.mode} "
-                    f"({len(png)} bytes) -> {dest}"
-                )
-
-            print("\n== digits (sync) <- handwritten digits from scikit-learn's data set")
-            digits = load_digits()
-            correct = 0
-            picks = [0, 11, 22, 33, 44, 55, 66, 77, 88, 99]
-            for i in picks:
-                r = _run(
-                    cluster.endpoint, tok["digits"], base64.b64encode(_digit_png(digits.images[i]))
-                )
-                res = json.loads(base64.b64decode(r.text))
-                ok = res["digit"] == int(digits.target[i])
-                correct += ok
-                print(
-                    f"   sample {i:3d}: true {digits.target[i]}  predicted {res['digit']}  "
-                    f"p={max(res['probabilities']):.2f}  {'ok' if ok else 'MISS'}"
-                )
-            print(f"   {correct}/{len(picks)} correct")
-
-            print(
-                "\n== digits (async) <- upload digits/in/seven.png, wait for digits/out/seven.json"
-            )
-            s3 = Minio(
-                cluster.s3_endpoint.split("://", 1)[1],
-                cluster.s3_access_key,
-                cluster.s3_secret_key,
-                secure=False,
-            )
-            seven = next(i for i, t in enumerate(digits.target) if t == 7)
-            data = _digit_png(digits.images[seven])
-            t1 = time.monotonic()
-            s3.put_object(
-                "digits", "in/seven.png", io.BytesIO(data), len(data), content_type="image/png"
-            )
-            result = None
-            while time.monotonic() - t1 < 60:
-                try:
-                    result = json.loads(s3.get_object("digits", "out/seven.json").read())
-                    break
-                except Exception:
-                    time.sleep(0.2)
-            if result is None:
-                print("   no output within 60 s", file=sys.stderr)
-                return 1
-            with cluster.session() as s:
-                jobs = s.get(f"{cluster.endpoint}/system/logs/digits").json()["jobs"]
-            print(f"   output after {time.monotonic() - t1:.1f} s: {json.dumps(result)[:90]}...")
-            states = ", ".join(f"{k}={v['status']}" for k, v in jobs.items())
-            print(f"   jobs: {states}")
-            print("\n== Stopping the cluster")
-    print(f"== Done in {time.monotonic() - t0:.1f} s; outputs in {out_dir}/")
+        print(f"Error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    print(f"== Done in {time.monotonic() - t0:.0f} s; outputs in {workspace}/")
     return 0
 
 

@@ -57,6 +57,15 @@ def prepare_workspace(workspace: Path) -> Path:
     return workspace
 
 
+def pipeline_env(cluster: Any, runtime_dir: Path) -> dict[str, str]:
+    """This process's environment pointed at ``cluster`` (no stray OSCAR_/ELYRA_ settings)."""
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OSCAR_", "ELYRA_"))}
+    env.update(cluster.env())
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+    return env
+
+
 def run_pipeline(name: str, workspace: Path, env: dict[str, str]) -> dict[str, Any]:
     """``elyra-pipeline run pipelines/<name>.pipeline`` in ``workspace``; its report's details."""
     from oscar_elyra.artifacts import read_manifest
@@ -104,15 +113,11 @@ def run_demo(
 
     base = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="oscar-elyra-demo-"))
     workspace = prepare_workspace(base / "workspace")
-    runtime_dir = base / "jupyter-runtime"
-    runtime_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     echo(f"Starting the embedded OSCAR cluster in {base / 'cluster'} ...")
     with LocalCluster(base / "cluster") as cluster:
         cluster.deploy_examples()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OSCAR_", "ELYRA_"))}
-        env.update(cluster.env())
-        env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+        env = pipeline_env(cluster, base / "jupyter-runtime")
         echo(f"Cluster up at {cluster.endpoint} (services: cowsay, grayify, digits)")
         for name in pipelines:
             echo(f"elyra-pipeline run pipelines/{name}.pipeline ...")
