@@ -16,10 +16,12 @@ from oscar_elyra.pipeline.builder import node, pipeline, write_notebook, write_p
 # a script that records what it saw: its label (argv-free: from its file name), env and cwd
 SCRIPT = """import json, os, pathlib, sys, time
 me = pathlib.Path(__file__).stem
+t0 = time.time()
 time.sleep(float(os.environ.get("SLEEP_" + me, "0")))
 keys = ["ELYRA_RUNTIME_ENV", "ELYRA_RUN_NAME", "SIZE", "FLAG", "COLOR", "SHARED", "EMPTY"]
 pathlib.Path(me + ".out").write_text(json.dumps(
-    {"cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in keys}}))
+    {"cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in keys},
+     "t0": t0, "t1": time.time()}))
 if os.environ.get("FAIL_" + me):
     print("about to fail", flush=True)
     raise RuntimeError("node " + me + " failed on purpose")
@@ -58,6 +60,9 @@ def test_fan_out_runs_in_parallel(tmp_path, monkeypatch):
     for i, (s1, e1) in enumerate(spans):
         for s2, e2 in spans[i + 1 :]:
             assert s1 < e2 and s2 < e1
+    # and the processes themselves ran at the same time
+    seen = [_seen(tmp_path, b) for b in names[1:5]]
+    assert max(s["t0"] for s in seen) < min(s["t1"] for s in seen)
     src_end = _interval(byl["src"])[1]
     join_start = _interval(byl["join"])[0]
     assert all(s >= src_end and e <= join_start for s, e in spans)

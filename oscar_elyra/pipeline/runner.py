@@ -214,8 +214,9 @@ class _Run:
 
     def work(
         self, node: Node, kernel: Future | None = None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float, str]:
         ctx = self.contexts[node.id]
+        started = _now()
         t0 = time.monotonic()
         km = None
         if kernel is not None:
@@ -234,7 +235,7 @@ class _Run:
             artifacts, error = [], {"message": f"{type(exc).__name__}: {exc}"}
         if error:
             error["message"] = _redact(str(error["message"]))
-        return artifacts, error, time.monotonic() - t0
+        return artifacts, error, time.monotonic() - t0, started
 
     # -- scheduling -----------------------------------------------------------------------
     def context(self, node: Node) -> NodeContext:
@@ -300,9 +301,10 @@ class _Run:
         self.event("running", nid)
         return pool.submit(self.work, node, kernel)
 
-    def finish(self, nid: str, artifacts, error, seconds: float) -> None:
+    def finish(self, nid: str, artifacts, error, seconds: float, started: str) -> None:
         rec = self.nodes[nid]
         rec.update(
+            start=started,
             end=_now(),
             seconds=round(seconds, 3),
             artifacts=artifacts,
