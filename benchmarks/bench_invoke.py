@@ -1,6 +1,7 @@
 """P2 and P3: invocation benchmarks against the embedded cluster, side by side.
 
-P2  peak RSS (above the process's baseline) of one sync ``/run`` with a large file input:
+P2  peak RSS above the process's baseline (VmHWM, reset via /proc/self/clear_refs)
+    of one sync ``/run`` with a large file input:
     ``oscar_elyra.run`` vs ``oscar-python``'s ``Client.run_service`` (installed by this
     script into its own venv under benchmarks/out/, never into the project). Goal: <= 64 MB.
 P3  ``oscar_elyra.map`` of N files through an async service whose jobs take t seconds on a
@@ -26,34 +27,42 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 PROBE_ELYRA = """
-import json, resource, sys, time
-import psutil
+import json, sys, time
 from oscar_elyra.client import OscarClient
 from oscar_elyra.invoke import run
 from pathlib import Path
 client = OscarClient()
 client.service_token(sys.argv[1])
-base = psutil.Process().memory_info().rss
+def hwm():
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")  # peak RSS (VmHWM) reset to the current RSS: the baseline
+base = hwm()
 t0 = time.perf_counter()
 res = run(sys.argv[1], Path(sys.argv[2]), client=client, timeout=3600)
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = hwm()
 print(json.dumps({"base": base, "peak": peak, "seconds": dt, "answer": res.text.strip()}))
 """
 
 PROBE_OSCAR_PYTHON = """
-import json, os, resource, sys, time
+import json, os, sys, time
 from oscar_python.client import Client
 client = Client({"cluster_id": "bench", "endpoint": os.environ["OSCAR_ENDPOINT"],
                  "user": os.environ["OSCAR_USER"], "password": os.environ["OSCAR_PASSWORD"],
                  "ssl": False})
 token = client._get_token(sys.argv[1])
-with open("/proc/self/statm") as fh:
-    base = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def hwm():
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")  # peak RSS (VmHWM) reset to the current RSS: the baseline
+base = hwm()
 t0 = time.perf_counter()
 resp = client.run_service(sys.argv[1], input=sys.argv[2], token=token, timeout=3600)
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = hwm()
 print(json.dumps({"base": base, "peak": peak, "seconds": dt, "answer": resp.text.strip(),
                   "status": resp.status_code}))
 """

@@ -126,6 +126,24 @@ def safe_join(root: str | os.PathLike[str], relative: str) -> Path:
     return target
 
 
+def _safe_join_fast(root: Path, relative: str) -> Path:
+    """:func:`safe_join` without resolving symlinks (callers check each directory once)."""
+    rel = str(relative)
+    norm = rel.replace("\\", "/")
+    if (
+        not rel
+        or "\x00" in rel
+        or norm.startswith("/")
+        or re.match(r"^[A-Za-z]:", norm)
+        or any(p == ".." for p in norm.split("/"))
+    ):
+        return safe_join(root, relative)  # raises with the precise message
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if not parts:
+        return safe_join(root, relative)
+    return root.joinpath(*parts)
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -213,11 +231,43 @@ def _total_size(headers: Any) -> int:
     return int(headers.get("Content-Length") or 0)
 
 
-def _mkstemp_near(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _mkstemp_near(path: Path, mkdir: bool = True) -> tuple[int, Path]:
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return Path(tmp)
+    return fd, Path(tmp)
+
+
+def _release(resp: Any, complete: bool) -> None:
+    """Return a response's connection to the pool; drop it when the body was not read."""
+    if not complete:
+        resp.close()
+    resp.release_conn()
+
+
+def _chunks(resp: Any) -> Iterator[memoryview | bytes]:
+    """The body of a urllib3 response in chunks of up to 1 MiB.
+
+    Reads straight into a reused buffer through the underlying ``http.client`` response
+    when the body is not content-encoded (no copy per chunk); else ``resp.stream``.
+    The yielded memoryview is only valid until the next chunk.
+    """
+    raw = getattr(resp, "_fp", None)
+    if raw is None or not hasattr(raw, "readinto") or resp.headers.get("Content-Encoding"):
+        yield from resp.stream(_CHUNK)
+        return
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    expected = resp.headers.get("Content-Length")
+    got = 0
+    while True:
+        k = raw.readinto(buf)
+        if not k:
+            break
+        got += k
+        yield view[:k]
+    if expected is not None and expected.isdigit() and got != int(expected):
+        raise IntegrityError(f"connection closed after {got} of {expected} bytes; retry")
 
 
 # --------------------------------------------------------------------------- the store
@@ -713,6 +763,7 @@ class ObjectStore:
         _parallel: int | None = None,
         _bar: Any = None,
         _size: int | None = None,
+        _prepared: bool = False,
     ) -> Path:
         """Download an object to ``path`` (a directory: keep the key's file name).
 
@@ -725,15 +776,16 @@ class ObjectStore:
         if not key or key.endswith("/"):
             raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
         target = Path(path)
-        if target.is_dir() or str(path).endswith(("/", os.sep)):
+        if not _prepared and (target.is_dir() or str(path).endswith(("/", os.sep))):
             target = safe_join(target, PurePosixPath(key).name)
-        tmp = _mkstemp_near(target)
+        fd, tmp = _mkstemp_near(target, mkdir=not _prepared)
         own_bar = _bar is None
         bar = _bar if _bar is not None else self._bar(None, f"download {target.name}")
         try:
-            info, n, digest = self._download(
-                bucket, key, tmp, _parallel or self.workers, bar, own_bar, _size
-            )
+            with os.fdopen(fd, "r+b") as fh:
+                info, n, digest = self._download(
+                    bucket, key, fh, _parallel or self.workers, bar, own_bar, _size
+                )
             self._check(info, n, digest)
             os.replace(tmp, target)
         except BaseException:
@@ -748,7 +800,7 @@ class ObjectStore:
         self,
         bucket: str,
         key: str,
-        tmp: Path,
+        fh: IO[bytes],
         parallel: int,
         bar: Any,
         own_bar: bool,
@@ -785,40 +837,40 @@ class ObjectStore:
             bar.set_total(total)
         h = hashlib.sha256()
         pinned = {"If-Match": f'"{etag}"'} if etag else None
-        with open(tmp, "r+b") as fh:
-            n = self._pump(resp, fh, h, bar, info)
-            rest = (total or 0) - n
-            if rest > 0 and parallel > 1 and rest > self.part_size:
-                piece = max(self.part_size, -(-rest // (parallel * 4)))
-                ranges = [(off, min(piece, total - off)) for off in range(n, total, piece)]
-                fh.truncate(total)
-                fh.flush()
-                n += self._get_ranges(info, fh.fileno(), ranges, pinned, parallel, bar.update, h)
-            elif rest > 0:
-                resp = self._call(
-                    "download",
-                    bucket,
-                    key,
-                    lambda: self._mc.get_object(bucket, key, offset=n, request_headers=pinned),
-                )
-                n += self._pump(resp, fh, h, bar, info)
+        n = self._pump(resp, fh, h, bar, info)
+        rest = (total or 0) - n
+        if rest > 0 and parallel > 1 and rest > self.part_size:
+            piece = max(self.part_size, -(-rest // (parallel * 4)))
+            ranges = [(off, min(piece, total - off)) for off in range(n, total, piece)]
+            fh.truncate(total)
+            fh.flush()
+            n += self._get_ranges(info, fh.fileno(), ranges, pinned, parallel, bar.update, h)
+        elif rest > 0:
+            resp = self._call(
+                "download",
+                bucket,
+                key,
+                lambda: self._mc.get_object(bucket, key, offset=n, request_headers=pinned),
+            )
+            n += self._pump(resp, fh, h, bar, info)
         return info, n, h.hexdigest()
 
     def _pump(self, resp: Any, fh: IO[bytes], h: Any, bar: Any, info: ObjectInfo) -> int:
         n = 0
+        complete = False
         try:
-            for chunk in resp.stream(_CHUNK):
+            for chunk in _chunks(resp):
                 fh.write(chunk)
                 h.update(chunk)
                 n += len(chunk)
                 bar.update(len(chunk))
+            complete = True
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
             raise self._error(exc, info.bucket, info.key, "download") from None
         finally:
-            resp.close()
-            resp.release_conn()
+            _release(resp, complete)
         return n
 
     def _get_ranges(
@@ -846,18 +898,19 @@ class ObjectStore:
                     ),
                 )
                 pos = off
+                complete = False
                 try:
-                    for chunk in resp.stream(_CHUNK):
+                    for chunk in _chunks(resp):
                         os.pwrite(fd, chunk, pos)
                         pos += len(chunk)
                         on_read(len(chunk))
+                    complete = True
                 except OSError:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     raise self._error(exc, info.bucket, info.key, "download") from None
                 finally:
-                    resp.close()
-                    resp.release_conn()
+                    _release(resp, complete)
                 if pos - off != length:
                     raise IntegrityError(f"{info.uri}: short range read at {off}; retry")
             except BaseException:
@@ -942,8 +995,11 @@ class ObjectStore:
         for info in self.list(format_uri(bucket, prefix), recursive=True):
             if info.key.endswith("/"):
                 continue  # directory marker
-            items.append((info, safe_join(root, info.key[len(prefix) :])))
+            items.append((info, _safe_join_fast(root, info.key[len(prefix) :])))
         root.mkdir(parents=True, exist_ok=True)
+        for parent in sorted({t.parent for _, t in items}):
+            parent.mkdir(parents=True, exist_ok=True)
+            safe_join(root, parent.relative_to(root).as_posix() + "/x")  # symlinked dirs
         total = sum(i.size or 0 for i, _ in items)
         per_file = max(1, self.workers // max(1, min(self.workers, len(items))))
         with self._bar(total, f"download {prefix or bucket}") as bar:
@@ -951,7 +1007,7 @@ class ObjectStore:
                 (
                     self.get_file,
                     (info.uri, target),
-                    {"_parallel": per_file, "_bar": bar, "_size": info.size},
+                    {"_parallel": per_file, "_bar": bar, "_size": info.size, "_prepared": True},
                 )
                 for info, target in items
             ]

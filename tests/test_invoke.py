@@ -156,17 +156,21 @@ def test_result_json_error():
 
 MEM_PROBE = textwrap.dedent(
     """\
-    import hashlib, json, os, resource, sys
+    import hashlib, json, os, sys
     from pathlib import Path
-    import psutil
     from oscar_elyra.client import OscarClient
     from oscar_elyra.invoke import run
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     client = OscarClient()
     client.service_token("c-cat")
-    base = psutil.Process().memory_info().rss
+    def hwm():
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset the peak (VmHWM) to the current RSS: the baseline
+    base = hwm()
     res = run("c-cat", src, out, client=client)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = hwm()
     print(json.dumps({"delta": peak - base, "path": str(res.path)}))
     """
 )

@@ -172,7 +172,7 @@ def test_directory_roundtrip_with_checksums(store, prefix, tmp_path):
     assert list(store.list(f"{prefix}/tree/")) == []
 
 
-def test_list_pagination_past_1000(s3, tmp_path):
+def test_list_pagination_past_1000(s3, store, tmp_path):
     st = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False, workers=32)
     prefix = f"ctest/many-{uuid.uuid4().hex[:8]}"
     src = tmp_path / "many"
@@ -185,7 +185,7 @@ def test_list_pagination_past_1000(s3, tmp_path):
     assert st.delete(prefix, recursive=True) == 1001
 
 
-def test_wrong_secret_is_auth_error_without_secret(s3, prefix):
+def test_wrong_secret_is_auth_error_without_secret(s3, store, prefix):
     secret = "wrong-secret-" + uuid.uuid4().hex
     bad = ObjectStore(s3.endpoint, s3.access_key, secret, progress=False)
     assert secret not in repr(bad) and s3.secret_key not in repr(bad)
