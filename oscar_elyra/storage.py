@@ -512,32 +512,50 @@ class ObjectStore:
         size = st.st_size
         own_bar = _bar is None
         bar = _bar if _bar is not None else self._bar(size, f"upload {p.name}")
+        ctype = content_type or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+        meta = dict(metadata or {})
         try:
-            digest = _file_sha256(p)
-            ctype = content_type or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-            meta = dict(metadata or {})
-            meta[SHA256_META] = digest
-            with open(p, "rb") as f:
-                reader = _CountingReader(f, bar.update)
+            if size <= self.part_size:
+                # one part: read once (bounded by part_size), hash and send the same bytes
+                with open(p, "rb") as f:
+                    data = f.read(size + 1)
+                if len(data) != size:
+                    raise IntegrityError(f"{str(p)!r} changed while it was being read; retry")
+                digest = hashlib.sha256(data).hexdigest()
+                meta[SHA256_META] = digest
                 result = self._call(
                     "upload to",
                     bucket,
                     key,
                     lambda: self._mc.put_object(
-                        bucket,
-                        key,
-                        reader,
-                        size,
-                        content_type=ctype,
-                        metadata=meta,
-                        part_size=self.part_size,
-                        num_parallel_uploads=_parallel or self.workers,
+                        bucket, key, io.BytesIO(data), size, content_type=ctype, metadata=meta
                     ),
                 )
-            st2 = p.stat()
-            if (st2.st_size, st2.st_mtime_ns) != (size, st.st_mtime_ns) or reader.count != size:
-                self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
-                raise IntegrityError(f"{str(p)!r} changed while it was being uploaded; retry")
+                bar.update(size)
+            else:
+                digest = _file_sha256(p)
+                meta[SHA256_META] = digest
+                with open(p, "rb") as f:
+                    reader = _CountingReader(f, bar.update)
+                    result = self._call(
+                        "upload to",
+                        bucket,
+                        key,
+                        lambda: self._mc.put_object(
+                            bucket,
+                            key,
+                            reader,
+                            size,
+                            content_type=ctype,
+                            metadata=meta,
+                            part_size=self.part_size,
+                            num_parallel_uploads=_parallel or self.workers,
+                        ),
+                    )
+                st2 = p.stat()
+                if (st2.st_size, st2.st_mtime_ns) != (size, st.st_mtime_ns) or reader.count != size:
+                    self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
+                    raise IntegrityError(f"{str(p)!r} changed while it was being uploaded; retry")
         finally:
             if own_bar:
                 bar.close()
