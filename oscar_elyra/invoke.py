@@ -43,7 +43,7 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra.storage import ObjectStore, format_uri, parse_uri, safe_join
+from oscar_elyra.storage import ObjectStore, format_uri, parse_uri, safe_join, temp_near
 
 if TYPE_CHECKING:
     from oscar_elyra.client import OscarClient
@@ -208,7 +208,7 @@ def _extract_zip(zpath: Path, dest: Path) -> list[Path]:
         out = []
         for info, target in plan:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            fd, tmp = temp_near(target, mkdir=False)
             try:
                 with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
                     shutil.copyfileobj(src, dst, DECODE_CHUNK)
@@ -369,8 +369,7 @@ def run(
     stage_dir = (out if out_is_dir else out.parent) if out is not None else work
     assert stage_dir is not None
     stage_dir.mkdir(parents=True, exist_ok=True)
-    fd, decoded_name = tempfile.mkstemp(dir=stage_dir, prefix=".oscar-out-", suffix=".part")
-    decoded = Path(decoded_name)
+    fd, decoded = temp_near(stage_dir / "oscar-out", mkdir=False)
     raw = tempfile.SpooledTemporaryFile(max_size=RAW_LIMIT)
     try:
         with os.fdopen(fd, "wb") as dec_fh:
@@ -439,7 +438,7 @@ def run(
 
 def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    fd, tmp = temp_near(target, mkdir=False)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

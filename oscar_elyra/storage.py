@@ -231,10 +231,25 @@ def _total_size(headers: Any) -> int:
     return int(headers.get("Content-Length") or 0)
 
 
-def _mkstemp_near(path: Path, mkdir: bool = True) -> tuple[int, Path]:
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: file mode for finished downloads (temp files are 0600 until renamed into place)
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def temp_near(path: Path, mkdir: bool = True) -> tuple[int, Path]:
+    """An open temporary file next to ``path`` (same directory, so a rename is atomic).
+
+    Its mode is the usual ``0666 & ~umask``, as ``open()`` would create ``path``.
+    """
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, FILE_MODE)
     return fd, Path(tmp)
 
 
@@ -796,7 +811,7 @@ class ObjectStore:
         target = Path(path)
         if not _prepared and (target.is_dir() or str(path).endswith(("/", os.sep))):
             target = safe_join(target, PurePosixPath(key).name)
-        fd, tmp = _mkstemp_near(target, mkdir=not _prepared)
+        fd, tmp = temp_near(target, mkdir=not _prepared)
         own_bar = _bar is None
         bar = _bar if _bar is not None else self._bar(None, f"download {target.name}")
         try:

@@ -17,7 +17,7 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra.storage import MiB, ObjectStore, parse_uri, safe_join
+from oscar_elyra.storage import FILE_MODE, MiB, ObjectStore, parse_uri, safe_join
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,7 @@ def test_file_roundtrip_multipart_and_ranged(store, prefix, tmp_path):
     dest.mkdir()
     out = store.get_file(info.uri, dest)  # directory target keeps the name; parallel ranges
     assert out == dest / "big.bin" and sha(out.read_bytes()) == sha(data)
+    assert out.stat().st_mode & 0o777 == FILE_MODE  # like open(), not mkstemp's 0600
     out2 = store.get_file(info.uri, tmp_path / "x" / "serial.bin", _parallel=1)
     assert sha(out2.read_bytes()) == sha(data)
     with store.open(info.uri) as body:
