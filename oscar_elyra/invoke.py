@@ -624,8 +624,9 @@ def submit(
 ) -> list[Job]:
     """Upload each input file under a run-unique key in the service's input path.
 
-    The key is ``<input path>/<run_id>-<n>-<file name>``; returns one :class:`Job` per
-    input (pass them to :func:`wait`).
+    The key is ``<input path>/<run id>-<n>-<file name>``, the run id being ``run_id``
+    (letters, digits, ``_``, ``.``) plus a random suffix, or a fresh time-based id.
+    Returns one :class:`Job` per input (pass them to :func:`wait`).
     """
     cl = _client(client)
     if isinstance(inputs, (str, os.PathLike)):
@@ -634,9 +635,10 @@ def submit(
     if not paths:
         raise ValidationError("no input files given")
     _check_inputs(paths)
-    rid = run_id or _new_run_id()
-    if not re.fullmatch(r"[A-Za-z0-9_.]+", rid):
-        raise ValidationError(f"run_id {rid!r} may only contain letters, digits, '_' and '.'")
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_.]+", run_id):
+        raise ValidationError(f"run_id {run_id!r} may only contain letters, digits, '_' and '.'")
+    # a label given by the caller gets a random suffix: every submission stays unique
+    rid = f"{run_id}.{uuid.uuid4().hex[:6]}" if run_id else _new_run_id()
     in_path, out_paths = _service_paths(cl, service)
     st = store if store is not None else ObjectStore.from_client(cl, progress=False)
     jobs = _plan(service, paths, in_path, out_paths, rid, 1, cl, st)

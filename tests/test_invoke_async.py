@@ -80,6 +80,12 @@ def test_submit_wait_100_inputs(client, store, tmp_path):
     wait(again, timeout=60)
     assert all(again[0].run_id in o for j in again for o in j.outputs)
     assert again[0].run_id != jobs[0].run_id
+    # the same run_id label twice still gives two distinct submissions
+    a = submit("a-echo", files[:1], client=client, store=store, run_id="lbl_1")
+    b = submit("a-echo", files[:1], client=client, store=store, run_id="lbl_1")
+    assert a[0].run_id.startswith("lbl_1.") and a[0].input_uri != b[0].input_uri
+    wait(a + b, timeout=60)
+    assert a[0].outputs != b[0].outputs and len(b[0].outputs) == 2  # item000: MULTI
 
 
 def test_failed_job_raises_with_log(client, store, tmp_path):
