@@ -271,9 +271,10 @@ def _chunks(resp: Any) -> Iterator[memoryview | bytes]:
     if raw is None or not hasattr(raw, "readinto") or resp.headers.get("Content-Encoding"):
         yield from resp.stream(_CHUNK)
         return
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
     expected = resp.headers.get("Content-Length")
+    size = int(expected) if expected is not None and expected.isdigit() else _CHUNK
+    buf = bytearray(max(1, min(_CHUNK, size)))  # small objects: no 1 MiB buffer each
+    view = memoryview(buf)
     got = 0
     while True:
         k = raw.readinto(buf)
