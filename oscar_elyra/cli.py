@@ -50,23 +50,18 @@ def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None
 
 
 def _register() -> None:
-    """Attach each area's commands; an area whose module is missing is skipped."""
+    """Attach each area's commands (one module per area under ``oscar_elyra.commands``)."""
     from importlib import import_module
 
     for module, names in [
-        ("oscar_elyra.commands.local", ["local"]),
-        ("oscar_elyra.commands.cluster", ["cluster", "services", "logs"]),
-        ("oscar_elyra.commands.data", ["job", "map", "put", "get", "ls"]),
-        ("oscar_elyra.commands.catalog", ["catalog"]),
-        ("oscar_elyra.commands.pipeline", ["validate", "describe"]),
-        ("oscar_elyra.commands.run", ["run"]),
+        ("local", ["local"]),
+        ("cluster", ["cluster", "services", "logs"]),
+        ("data", ["job", "map", "put", "get", "ls"]),
+        ("catalog", ["catalog"]),
+        ("pipeline", ["validate", "describe"]),
+        ("run", ["run"]),
     ]:
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
+        mod = import_module(f"oscar_elyra.commands.{module}")
         for name in names:
             main.add_command(getattr(mod, name))
 
