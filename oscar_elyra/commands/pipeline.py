@@ -245,9 +245,9 @@ def describe_pipeline(path: str) -> dict[str, Any]:
             "parameters": node.parameter_refs,
         }
         if node.kind in ("notebook", "python", "r"):
-            entry["inputs"] = node.dependencies
+            entry["dependencies"] = node.dependencies
             entry["outputs"] = node.outputs
-            entry["env_vars"] = sorted(node.env)
+            entry["env_vars"] = sorted(node.env)  # names only: values may be secrets
         elif node.kind == "component":
             inputs: dict[str, Any] = {}
             try:
@@ -300,12 +300,12 @@ def describe(state: CliState, pipeline: str) -> None:
     for n in info["nodes"]:
         after = f"  after: {', '.join(n['depends_on'])}" if n["depends_on"] else ""
         lines.append(f"  - {n['label']} [{n['kind']}] {n['file'] or n['op']}{after}")
-        for name, value in (
-            (n.get("inputs") or {}).items()
-            if isinstance(n.get("inputs"), dict)
-            else ((d, None) for d in n.get("inputs") or [])
-        ):
-            lines.append(f"      input {name}" + ("" if value is None else f" = {value}"))
+        for name, value in (n.get("inputs") or {}).items():
+            lines.append(f"      input {name}" + ("" if value in (None, "") else f" = {value}"))
+        if n.get("dependencies"):
+            lines.append(f"      dependencies: {', '.join(n['dependencies'])}")
+        if n.get("env_vars"):
+            lines.append(f"      env: {', '.join(n['env_vars'])}")
         if n.get("outputs"):
             lines.append(f"      outputs: {', '.join(n['outputs'])}")
         if n.get("parameters"):
@@ -313,7 +313,8 @@ def describe(state: CliState, pipeline: str) -> None:
         if n.get("error"):
             lines.append(f"      error: {n['error']}")
     services = info["services"]
-    lines.append("Services: " + (", ".join(sorted(services)) if services else "none"))
+    used = [f"{name} ({', '.join(nodes)})" for name, nodes in sorted(services.items())]
+    lines.append("Services: " + (", ".join(used) if used else "none"))
     if info["parameters"]:
         lines.append("Parameters:")
         for p in info["parameters"]:
