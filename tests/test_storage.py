@@ -17,7 +17,7 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra.storage import FILE_MODE, MiB, ObjectStore, parse_uri, safe_join
+from oscar_elyra.storage import FILE_MODE, MiB, ObjectStore, _safe_join_fast, parse_uri, safe_join
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,8 @@ def test_safe_join(tmp_path):
     for bad in ["../x", "a/../../x", "/etc/passwd", "C:\\win", "a\\..\\..\\x", "", "..", "a/\x00"]:
         with pytest.raises(UnsafePathError):
             safe_join(tmp_path, bad)
+        with pytest.raises(UnsafePathError):  # the per-key check download_dir uses
+            _safe_join_fast(tmp_path, bad)
     (tmp_path / "link").symlink_to("/tmp")
     with pytest.raises(UnsafePathError, match="outside"):
         safe_join(tmp_path, "link/x")
