@@ -209,3 +209,46 @@ def test_palette_checks_and_describe(tmp_path):
     assert any("'Other'" in m and "not upstream" in m for m in messages)
     assert any("'Wrong'" in m and "no such output" in m for m in messages)
     assert any("no_such_component.yaml" in m and "not found" in m for m in messages)
+
+
+def test_super_node_is_flattened_like_elyras_parser(tmp_path):
+    """a -> [super node: binding -> inner -> binding] -> c  gives a -> inner -> c."""
+    for n in ("a", "inner", "c"):
+        (tmp_path / f"{n}.py").write_text("pass\n")
+    a = node("a", "a.py", node_id="aaaa-1")
+    inner = node("inner", "inner.py", node_id="bbbb-2")
+    c = node("c", "c.py", node_id="cccc-3")
+    inner["inputs"][0]["links"] = [{"id": "l1", "node_id_ref": "bind-4", "port_id_ref": "outPort"}]
+    c["inputs"][0]["links"] = [
+        {"id": "l3", "node_id_ref": "super-6", "port_id_ref": "bbbb-2_outPort"}
+    ]
+    sup = {
+        "id": "super-6",
+        "type": "super_node",
+        "subflow_ref": {"pipeline_id_ref": "sub-7"},
+        "app_data": {"ui_data": {"label": "group"}},
+        "inputs": [
+            {
+                "id": "bbbb-2_inPort",
+                "subflow_node_ref": "bind-4",
+                "links": [{"id": "l2", "node_id_ref": "aaaa-1", "port_id_ref": "outPort"}],
+            }
+        ],
+        "outputs": [{"id": "bbbb-2_outPort", "subflow_node_ref": "bind-5"}],
+    }
+    doc = pipeline([a, sup, c])
+    doc["pipelines"].append(
+        {
+            "id": "sub-7",
+            "nodes": [
+                {"id": "bind-4", "type": "binding"},
+                inner,
+                {"id": "bind-5", "type": "binding"},
+            ],
+            "app_data": {"version": 8},
+        }
+    )
+    pl = load_pipeline(write_pipeline(tmp_path / "sn.pipeline", doc))
+    assert [pl.nodes[n].label for n in pl.topological_order()] == ["a", "inner", "c"]
+    assert pl.nodes["bbbb-2"].parents == ["aaaa-1"] and pl.nodes["cccc-3"].parents == ["bbbb-2"]
+    assert not [i for i in validate_pipeline(pl) if i.severity == "error"]

@@ -342,6 +342,51 @@ def _parse_parameters(raw: Any, source: str) -> dict[str, Parameter]:
     return params
 
 
+def _make_node(raw: dict, nid: str, src: str, default_env: dict[str, str]) -> Node:
+    """One execution node (generic or palette) from its JSON."""
+    napp = raw.get("app_data") if isinstance(raw.get("app_data"), dict) else {}
+    ui = napp.get("ui_data") if isinstance(napp.get("ui_data"), dict) else {}
+    label = str(ui.get("label") or napp.get("label") or "")
+    cparams = napp.get("component_parameters")
+    if not isinstance(cparams, dict):
+        raise ValidationError(
+            f"{src}: node '{label or nid}' has no 'component_parameters': "
+            "open and save the pipeline in the pipeline editor"
+        )
+    op = str(raw.get("op") or "")
+    source = napp.get("component_source")
+    if isinstance(source, str) and source.strip():
+        try:
+            source = json.loads(source)
+        except ValueError:
+            source = {"component_ref": {"component-id": source}}
+    if not isinstance(source, dict):
+        source = None
+    node = Node(
+        id=nid,
+        label=label,
+        op=op,
+        parents=_parents(raw),
+        params=dict(cparams),
+        component_source=source,
+    )
+    if op in GENERIC_OPS:
+        own_env, names = _env_list(cparams.get("env_vars"))
+        node.env = {**default_env, **own_env}
+        node.env_names = names
+        refs = cparams.get("pipeline_parameters") or []
+        node.parameter_refs = [str(r) for r in refs if r] if isinstance(refs, list) else []
+    else:
+        for value in cparams.values():
+            if (
+                isinstance(value, dict)
+                and value.get("widget") == "parameter"
+                and value.get("value")
+            ):
+                node.parameter_refs.append(str(value["value"]))
+    return node
+
+
 def parse_pipeline(doc: Any, path: Path) -> Pipeline:
     """Build a :class:`Pipeline` from the decoded JSON ``doc`` of the file at ``path``.
 
@@ -388,69 +433,53 @@ def parse_pipeline(doc: Any, path: Path) -> Pipeline:
     )
     default_env, _ = _env_list(defaults.get("env_vars"))
 
+    nodes: dict[str, Node] = {}
+    bindings: set[str] = set()
+    by_id = {p.get("id"): p for p in pipelines if isinstance(p, dict)}
+
+    def add_nodes(raw_list: list, extra_parents: dict[str, list[str]], depth: int) -> None:
+        """Execution nodes of a pipeline; super nodes are flattened as Elyra's parser does."""
+        for raw in raw_list:
+            if not isinstance(raw, dict):
+                raise ValidationError(f"{src}: a node is not a JSON object")
+            ntype = raw.get("type")
+            nid = str(raw.get("id") or "")
+            if ntype == "binding":
+                bindings.add(nid)
+                continue
+            if ntype == "super_node":
+                sub_id = (raw.get("subflow_ref") or {}).get("pipeline_id_ref")
+                sub = by_id.get(sub_id)
+                if sub is None or depth > 20:
+                    raise ValidationError(
+                        f"{src}: super node '{nid}' refers to a missing pipeline '{sub_id}'"
+                    )
+                inner: dict[str, list[str]] = {}
+                for port in raw.get("inputs") or []:
+                    pid = str(port.get("id") or "")
+                    if pid.endswith("_inPort"):  # "<embedded node id>_inPort"
+                        inner[pid[: -len("_inPort")]] = _parents({"inputs": [port]})
+                add_nodes(sub.get("nodes") or [], inner, depth + 1)
+                continue
+            if ntype != "execution_node":
+                raise ValidationError(f"{src}: node '{nid}' has unsupported type '{ntype}'")
+            if not nid:
+                raise ValidationError(f"{src}: a node has no id")
+            if nid in nodes:
+                raise ValidationError(f"{src}: two nodes have the id '{nid}'")
+            nodes[nid] = _make_node(raw, nid, src, default_env)
+            for parent in extra_parents.get(nid, []):
+                if parent not in nodes[nid].parents:
+                    nodes[nid].parents.append(parent)
+
     raw_nodes = primary.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise ValidationError(f"{src} has no nodes: add at least one node in the pipeline editor")
-    nodes: dict[str, Node] = {}
-    for raw in raw_nodes:
-        if not isinstance(raw, dict):
-            raise ValidationError(f"{src}: a node is not a JSON object")
-        ntype = raw.get("type")
-        nid = str(raw.get("id") or "")
-        if ntype == "binding":
-            continue
-        if ntype == "super_node":
-            raise ValidationError(
-                f"{src}: node '{nid}' is a super node, which oscar-elyra does not run yet: "
-                "expand it in the pipeline editor"
-            )
-        if ntype != "execution_node":
-            raise ValidationError(f"{src}: node '{nid}' has unsupported type '{ntype}'")
-        if not nid:
-            raise ValidationError(f"{src}: a node has no id")
-        if nid in nodes:
-            raise ValidationError(f"{src}: two nodes have the id '{nid}'")
-        napp = raw.get("app_data") if isinstance(raw.get("app_data"), dict) else {}
-        ui = napp.get("ui_data") if isinstance(napp.get("ui_data"), dict) else {}
-        label = str(ui.get("label") or napp.get("label") or "")
-        cparams = napp.get("component_parameters")
-        if not isinstance(cparams, dict):
-            raise ValidationError(
-                f"{src}: node '{label or nid}' has no 'component_parameters': "
-                "open and save the pipeline in the pipeline editor"
-            )
-        op = str(raw.get("op") or "")
-        source = napp.get("component_source")
-        if isinstance(source, str) and source.strip():
-            try:
-                source = json.loads(source)
-            except ValueError:
-                source = {"component_ref": {"component-id": source}}
-        if not isinstance(source, dict):
-            source = None
-        node = Node(
-            id=nid,
-            label=label,
-            op=op,
-            parents=_parents(raw),
-            params=dict(cparams),
-            component_source=source,
-        )
-        if op in GENERIC_OPS:
-            own_env, names = _env_list(cparams.get("env_vars"))
-            node.env = {**default_env, **own_env}
-            node.env_names = names
-            refs = cparams.get("pipeline_parameters") or []
-            node.parameter_refs = [str(r) for r in refs if r] if isinstance(refs, list) else []
-        else:
-            for value in cparams.values():
-                if (
-                    isinstance(value, dict)
-                    and value.get("widget") == "parameter"
-                    and value.get("value")
-                ):
-                    node.parameter_refs.append(str(value["value"]))
-        nodes[nid] = node
+    add_nodes(raw_nodes, {}, 0)
+    if not nodes:
+        raise ValidationError(f"{src} has no nodes: add at least one node in the pipeline editor")
+    for node in nodes.values():  # links from a super node's entry bindings are not dependencies
+        node.parents = [p for p in node.parents if p not in bindings]
 
     problems: list[tuple[str | None, str]] = []
     for node in nodes.values():
