@@ -11,8 +11,10 @@ import click
 
 class _RunDispatch(click.Command):
     def _target(self, args: list[str]) -> click.Command:
-        first = next((a for a in args if not a.startswith("-")), "")
-        if first.endswith(".pipeline"):
+        # a word ending in .pipeline that is not the value of a service-run option
+        values = {"-i", "--input", "-f", "--file", "-o", "--output", "--timeout"}
+        words = [a for i, a in enumerate(args) if i == 0 or args[i - 1] not in values]
+        if any(a.endswith(".pipeline") and not a.startswith("-") for a in words):
             from oscar_elyra.commands.pipeline import run_pipeline
 
             return run_pipeline
