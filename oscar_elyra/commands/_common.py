@@ -26,7 +26,8 @@ class CliState:
             from oscar_elyra.client import OscarClient
             from oscar_elyra.config import resolve_cluster
 
-            self._client = OscarClient(resolve_cluster(cluster=self.cluster, endpoint=self.endpoint))
+            config = resolve_cluster(cluster=self.cluster, endpoint=self.endpoint)
+            self._client = OscarClient(config)
         return self._client
 
     def emit(self, data: Any, human: str | None = None) -> None:
