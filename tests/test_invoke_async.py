@@ -41,7 +41,9 @@ def _svc(name: str, script: str) -> dict:
 def client(cluster):
     cl = OscarClient(
         resolve_cluster(
-            endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
+            endpoint=cluster.endpoint,
+            user=cluster.user,
+            password=cluster.password,
             ssl_verify=False,
         )
     )
@@ -127,13 +129,26 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
         (src / f"f{i}.txt").write_text("FAIL" if i in (1, 4) else f"data {i}")
     out, record = tmp_path / "out", tmp_path / "records.json"
     first = map(
-        "a-echo", src, concurrency=3, retries=1, output_dir=out, record_file=record,
-        client=client, store=store, timeout=60, progress=False,
+        "a-echo",
+        src,
+        concurrency=3,
+        retries=1,
+        output_dir=out,
+        record_file=record,
+        client=client,
+        store=store,
+        timeout=60,
+        progress=False,
     )
     assert isinstance(first, BatchResult) and not first.ok
     by_name = {r["input"].rsplit("/", 1)[-1]: r for r in first}
     assert [by_name[f"f{i}.txt"]["status"] for i in range(6)] == [
-        "ok", "failed", "ok", "ok", "failed", "ok",
+        "ok",
+        "failed",
+        "ok",
+        "ok",
+        "failed",
+        "ok",
     ]
     assert "boom-marker" in by_name["f1.txt"]["error"]
     assert by_name["f0.txt"]["outputs"] == [str(out / "f0.out")]
@@ -148,8 +163,15 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
         (src / f"f{i}.txt").write_text(f"fixed {i}")
     jobs_before = len(client.list_jobs("a-echo"))
     second = map(
-        "a-echo", src, concurrency=3, output_dir=out, record_file=record,
-        client=client, store=store, timeout=60, progress=False,
+        "a-echo",
+        src,
+        concurrency=3,
+        output_dir=out,
+        record_file=record,
+        client=client,
+        store=store,
+        timeout=60,
+        progress=False,
     )
     assert second.ok and second.counts() == {"skipped": 4, "ok": 2}
     assert (out / "f4.out").read_text().strip() == "FIXED 4"
@@ -165,8 +187,13 @@ def test_map_sync_one_failure_does_not_abort(client, tmp_path):
         files.append(img / f"p{i}.png")
     files.insert(1, img / "missing.png")
     res = map(
-        "grayify", files, mode="sync", concurrency=2, output_dir=tmp_path / "out",
-        client=client, progress=False,
+        "grayify",
+        files,
+        mode="sync",
+        concurrency=2,
+        output_dir=tmp_path / "out",
+        client=client,
+        progress=False,
     )
     assert [r["status"] for r in res] == ["ok", "failed", "ok", "ok"]
     assert "does not exist" in res[1]["error"]
@@ -177,7 +204,10 @@ def test_map_sync_one_failure_does_not_abort(client, tmp_path):
 
 def test_store_from_cluster(cluster, client):
     st = ObjectStore.from_cluster(
-        endpoint=cluster.endpoint, user=cluster.user, password=cluster.password,
-        ssl_verify=False, progress=False,
+        endpoint=cluster.endpoint,
+        user=cluster.user,
+        password=cluster.password,
+        ssl_verify=False,
+        progress=False,
     )
     assert "a-echo" in st.list_buckets() and cluster.s3_secret_key not in repr(st)
