@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
+	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 lint: $(STAMP)
