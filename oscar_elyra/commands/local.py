@@ -88,7 +88,13 @@ def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_cr
     cluster = LocalCluster(data_dir, port=port, max_jobs=max_jobs)
     state.info(f"Starting the embedded cluster in {data_dir} ...")
     cluster.start()
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
     try:
+        if not detach:
+            signal.signal(signal.SIGTERM, _stop)
         if with_examples:
             names = cluster.deploy_examples()
             state.info(f"Deployed example services: {', '.join(names)}")
@@ -104,17 +110,12 @@ def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_cr
             )
             cluster.detach()
             return
+        # Ctrl-C (or SIGTERM) at any point from here on stops the cluster cleanly, exit 0
         state.emit(desc, _human(desc, "Embedded OSCAR cluster running; Ctrl-C to stop"))
-
-        def _stop(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, _stop)
-        try:
-            code = cluster.wait()
-            state.info(f"The cluster exited with code {code} (log: {cluster.log_file})")
-        except KeyboardInterrupt:
-            state.info("Stopping ...")
+        code = cluster.wait()
+        state.info(f"The cluster exited with code {code} (log: {cluster.log_file})")
+    except KeyboardInterrupt:
+        state.info("Stopping ...")
     finally:
         cluster.stop()
 
