@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
 	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
