@@ -71,3 +71,21 @@ def oscar_schema():
         return instance
 
     return check
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    """A fresh OscarClient per test module for the session's cluster (Basic auth, loopback http)."""
+    from oscar_elyra.client import OscarClient
+    from oscar_elyra.config import ClusterConfig
+
+    cfg = ClusterConfig(
+        cluster_id="local",
+        endpoint=cluster.endpoint,
+        user=cluster.user,
+        password=cluster.password,
+        ssl_verify=False,
+        source="test",
+    )
+    with OscarClient(cfg) as c:
+        yield c

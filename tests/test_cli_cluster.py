@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from oscar_elyra.cli import main
 from oscar_elyra.client import OscarClient
-from oscar_elyra.config import ClusterConfig
 
 SCRIPT = '#!/bin/sh\ncat "$INPUT_FILE_PATH"\necho "cli-job-log" >&2\n'
 
@@ -45,19 +44,6 @@ def isolated(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def env(cluster, isolated) -> dict:
     return {**isolated, **cluster.env()}
-
-
-@pytest.fixture(scope="module")
-def client(cluster) -> OscarClient:
-    return OscarClient(
-        ClusterConfig(
-            cluster_id="local",
-            endpoint=cluster.endpoint,
-            user=cluster.user,
-            password=cluster.password,
-            ssl_verify=False,
-        )
-    )
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from oscar_elyra.cli import main
-from oscar_elyra.client import OscarClient
-from oscar_elyra.config import ClusterConfig
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +25,6 @@ def env(cluster, tmp_path_factory) -> dict:
     e.update(OSCAR_CLI_CONFIG=str(tmp / "none.yaml"), OSCAR_ELYRA_DATA_DIR=str(tmp))
     e.update(cluster.env())
     return e
-
-
-@pytest.fixture(scope="module")
-def client(cluster) -> OscarClient:
-    return OscarClient(
-        ClusterConfig(
-            cluster_id="local",
-            endpoint=cluster.endpoint,
-            user=cluster.user,
-            password=cluster.password,
-            ssl_verify=False,
-        )
-    )
 
 
 @pytest.fixture(scope="module")

@@ -42,20 +42,6 @@ def _name(prefix: str = "tb") -> str:
 
 
 @pytest.fixture(scope="module")
-def client(cluster) -> OscarClient:
-    cfg = ClusterConfig(
-        cluster_id="local",
-        endpoint=cluster.endpoint,
-        user=cluster.user,
-        password=cluster.password,
-        ssl_verify=False,
-        source="test",
-    )
-    with OscarClient(cfg) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def echo(client) -> str:
     name = _name("tb-echo")
     client.create_service(_svc(name))

@@ -13,22 +13,14 @@ import zipfile
 import pytest
 from PIL import Image
 
-from oscar_elyra.client import OscarClient
-from oscar_elyra.config import resolve_cluster
 from oscar_elyra.errors import NotFoundError, UnsafePathError, ValidationError
 from oscar_elyra.invoke import Result, run
 
 
 @pytest.fixture(scope="module")
-def client(cluster):
-    cl = OscarClient(
-        resolve_cluster(
-            endpoint=cluster.endpoint,
-            user=cluster.user,
-            password=cluster.password,
-            ssl_verify=False,
-        )
-    )
+def client(client):
+    """The module client, with this module's test services deployed."""
+    cl = client
     for name, script in {
         # cat: the input back as the one output file
         "c-cat": 'cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/out.bin"',

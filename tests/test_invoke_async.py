@@ -8,8 +8,6 @@ import textwrap
 import pytest
 from PIL import Image
 
-from oscar_elyra.client import OscarClient
-from oscar_elyra.config import resolve_cluster
 from oscar_elyra.errors import ServiceError, TimeoutError, ValidationError
 from oscar_elyra.invoke import BatchResult, map, submit, wait
 from oscar_elyra.storage import ObjectStore
@@ -38,15 +36,9 @@ def _svc(name: str, script: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client(cluster):
-    cl = OscarClient(
-        resolve_cluster(
-            endpoint=cluster.endpoint,
-            user=cluster.user,
-            password=cluster.password,
-            ssl_verify=False,
-        )
-    )
+def client(client):
+    """The module client, with this module's test services deployed."""
+    cl = client
     cl.apply_service(_svc("a-echo", ECHO))
     cl.apply_service(_svc("a-slow", "sleep 30"))
     return cl
