@@ -45,6 +45,8 @@ def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None
 
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # urllib3 logs each retry as a warning; the final error says it all
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     install_log_redaction()
     ctx.obj = CliState(cluster=cluster, endpoint=endpoint, json=as_json, quiet=quiet)
 
