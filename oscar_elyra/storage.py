@@ -500,6 +500,33 @@ class ObjectStore:
 
     # ---------------------------------------------------------------- upload
 
+    def _put_object(
+        self,
+        bucket: str,
+        key: str,
+        reader: Any,
+        length: int,
+        content_type: str,
+        metadata: dict[str, str],
+        parallel: int | None = None,
+    ) -> Any:
+        """One ``put_object`` (multipart in parallel above ``part_size``), errors mapped."""
+        return self._call(
+            "upload to",
+            bucket,
+            key,
+            lambda: self._mc.put_object(
+                bucket,
+                key,
+                reader,
+                length,
+                content_type=content_type,
+                metadata=metadata,
+                part_size=self.part_size,
+                num_parallel_uploads=parallel or self.workers,
+            ),
+        )
+
     def put_file(
         self,
         path: str | os.PathLike[str],
@@ -539,35 +566,14 @@ class ObjectStore:
                     raise IntegrityError(f"{str(p)!r} changed while it was being read; retry")
                 digest = hashlib.sha256(data).hexdigest()
                 meta[SHA256_META] = digest
-                result = self._call(
-                    "upload to",
-                    bucket,
-                    key,
-                    lambda: self._mc.put_object(
-                        bucket, key, io.BytesIO(data), size, content_type=ctype, metadata=meta
-                    ),
-                )
+                result = self._put_object(bucket, key, io.BytesIO(data), size, ctype, meta)
                 bar.update(size)
             else:
                 digest = _file_sha256(p)
                 meta[SHA256_META] = digest
                 with open(p, "rb") as f:
                     reader = _CountingReader(f, bar.update)
-                    result = self._call(
-                        "upload to",
-                        bucket,
-                        key,
-                        lambda: self._mc.put_object(
-                            bucket,
-                            key,
-                            reader,
-                            size,
-                            content_type=ctype,
-                            metadata=meta,
-                            part_size=self.part_size,
-                            num_parallel_uploads=_parallel or self.workers,
-                        ),
-                    )
+                    result = self._put_object(bucket, key, reader, size, ctype, meta, _parallel)
                 st2 = p.stat()
                 if (st2.st_size, st2.st_mtime_ns) != (size, st.st_mtime_ns) or reader.count != size:
                     self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
@@ -677,21 +683,7 @@ class ObjectStore:
         bar = self._bar(length if length >= 0 else None, f"upload {PurePosixPath(key).name}")
         reader = _CountingReader(stream, bar.update, hasher)
         try:
-            result = self._call(
-                "upload to",
-                bucket,
-                key,
-                lambda: self._mc.put_object(
-                    bucket,
-                    key,
-                    reader,
-                    length,
-                    content_type=ctype,
-                    metadata=meta,
-                    part_size=self.part_size,
-                    num_parallel_uploads=self.workers,
-                ),
-            )
+            result = self._put_object(bucket, key, reader, length, ctype, meta)
         finally:
             bar.close()
         if hasher.hexdigest() != sha256.lower():
