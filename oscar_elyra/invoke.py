@@ -57,6 +57,8 @@ DECODE_CHUNK = 1024 * 1024
 LOG_EXCERPT = 2000
 #: seconds between output polls of map() while few jobs are in flight
 MAP_POLL = float(os.environ.get("OSCAR_ELYRA_MAP_POLL", "0.03"))
+#: least seconds between job-list polls made because a job's outputs just appeared
+JOBS_POLL_MIN = 0.1
 #: a response is kept raw (in case it is not base64) up to this size
 RAW_LIMIT = 8 * 1024 * 1024
 _B64_BLOCK = re.compile(rb"[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -762,9 +764,13 @@ class _Tracker:
 
     def step(self, jobs_every: float = 1.0, only: list[Job] | None = None) -> None:
         self.poll_outputs(only, stable_secs=0.1)
-        if any(not j.done for j in self.jobs) and (
-            time.monotonic() - self.last_jobs_poll >= jobs_every
-        ):
+        pending = [j for j in self.jobs if not j.done]
+        if not pending:
+            return
+        since = time.monotonic() - self.last_jobs_poll
+        # outputs just appeared: the job record may already say Succeeded (its outputs are
+        # then complete), which is sooner than waiting for them to stay unchanged
+        if since >= jobs_every or (since >= JOBS_POLL_MIN and any(j._seen for j in pending)):
             self.poll_jobs()
 
 
@@ -1054,24 +1060,30 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
         rec["seconds"] = round(time.monotonic() - rec.pop("_t0", time.monotonic()), 3)
         pbar.update(1)
 
-    while inflight or queue:
+    def launch() -> None:
+        """Upload queued inputs while fewer than ``concurrency`` are in flight."""
+        nonlocal counter
         batch = []
         while queue and len(inflight) + len(batch) < concurrency:
             batch.append(queue.pop())
-        if batch:
-            jobs = []
-            for rec, p in batch:
-                counter += 1
-                rec.setdefault("_t0", time.monotonic())
-                jobs += _plan(service, [p], in_path, out_paths, run_id, counter, cl, st)
-            for (rec, p), job, err in zip(batch, jobs, _upload(jobs, st), strict=True):
-                if err is None:
-                    inflight[id(job)] = (rec, p, job)
-                elif isinstance(err, OscarError) and err.exit_code == 2:
-                    rec.update(status="failed", error=_err(err))
-                    finish(rec)
-                else:
-                    settle(rec, p, _err(err))
+        if not batch:
+            return
+        jobs = []
+        for rec, p in batch:
+            counter += 1
+            rec.setdefault("_t0", time.monotonic())
+            jobs += _plan(service, [p], in_path, out_paths, run_id, counter, cl, st)
+        for (rec, p), job, err in zip(batch, jobs, _upload(jobs, st), strict=True):
+            if err is None:
+                inflight[id(job)] = (rec, p, job)
+            elif isinstance(err, OscarError) and err.exit_code == 2:
+                rec.update(status="failed", error=_err(err))
+                finish(rec)
+            else:
+                settle(rec, p, _err(err))
+
+    while inflight or queue:
+        launch()
         tracker.jobs = [v[2] for v in inflight.values()]
         # poll a job's outputs only once it is about as old as the quickest jobs so far,
         # then often, backing off the longer it is overdue
@@ -1087,10 +1099,23 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
         for j in due:
             overdue = max(0.0, now - j.submitted_at - min_age)
             next_poll[id(j)] = mono + min(0.5, MAP_POLL + 0.1 * overdue)
+        succeeded = []
         for key, (rec, p, job) in list(inflight.items()):
             if job.status == "Succeeded":
                 del inflight[key]
                 lat.append(time.time() - job.submitted_at)
+                succeeded.append((rec, p, job))
+            elif job.status == "Failed":
+                del inflight[key]
+                rec["job"] = job.job_name
+                tail = (job.log or "").strip()[-400:]
+                settle(rec, p, _err(ServiceError(f"job {job.job_name} failed; log tail: {tail}")))
+            elif now - job.submitted_at > timeout:
+                del inflight[key]
+                settle(rec, p, f"no output after {timeout:g} s")
+        if succeeded:
+            launch()  # the freed slots get their next inputs before the downloads
+            for rec, p, job in succeeded:
                 try:
                     outs = (
                         [str(x) for x in job.download(out_dir)]
@@ -1102,14 +1127,6 @@ def _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pb
                     finish(rec)
                 except OscarError as exc:
                     settle(rec, p, _err(exc))
-            elif job.status == "Failed":
-                del inflight[key]
-                rec["job"] = job.job_name
-                tail = (job.log or "").strip()[-400:]
-                settle(rec, p, _err(ServiceError(f"job {job.job_name} failed; log tail: {tail}")))
-            elif now - job.submitted_at > timeout:
-                del inflight[key]
-                settle(rec, p, f"no output after {timeout:g} s")
         if inflight and not (queue and len(inflight) < concurrency):
             mono, now = time.monotonic(), time.time()
             wake = min(
