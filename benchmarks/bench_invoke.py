@@ -26,6 +26,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
+# Shared by both probes (each runs in its own interpreter): peak RSS, reset to a baseline.
+PROBE_HWM = """
+def hwm():
+    with open("/proc/self/status") as fh:
+        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
+"""
+
 PROBE_ELYRA = """
 import json, sys, time
 from oscar_elyra.client import OscarClient
@@ -33,9 +40,6 @@ from oscar_elyra.invoke import run
 from pathlib import Path
 client = OscarClient()
 client.service_token(sys.argv[1])
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # peak RSS (VmHWM) reset to the current RSS: the baseline
 base = hwm()
@@ -53,9 +57,6 @@ client = Client({"cluster_id": "bench", "endpoint": os.environ["OSCAR_ENDPOINT"]
                  "user": os.environ["OSCAR_USER"], "password": os.environ["OSCAR_PASSWORD"],
                  "ssl": False})
 token = client._get_token(sys.argv[1])
-def hwm():
-    with open("/proc/self/status") as fh:
-        return next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmHWM"))
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # peak RSS (VmHWM) reset to the current RSS: the baseline
 base = hwm()
@@ -114,8 +115,8 @@ def p2(size_mb: int, work: Path) -> dict:
         env.update(c.env())
         rows = {}
         for name, py, code in [
-            ("oscar_elyra.run", sys.executable, PROBE_ELYRA),
-            ("oscar-python run_service", str(opy), PROBE_OSCAR_PYTHON),
+            ("oscar_elyra.run", sys.executable, PROBE_HWM + PROBE_ELYRA),
+            ("oscar-python run_service", str(opy), PROBE_HWM + PROBE_OSCAR_PYTHON),
         ]:
             r = probe(py, code, "bench-size", src, env)
             rows[name] = r
