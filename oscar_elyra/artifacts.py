@@ -25,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from oscar_elyra._paths import safe_join, sha256_file
 from oscar_elyra.errors import IntegrityError, ValidationError
+from oscar_elyra.session import connect
 
 #: folder (relative to the node's working directory) holding manifests and local outputs
 RUNS_DIR = "runs"
@@ -305,15 +307,11 @@ def fetch(
     Returns the local paths in the same order. ``store`` is an ObjectStore (default: the
     cluster's, from the OSCAR_* environment / oscar-cli config).
     """
-    from oscar_elyra.storage import safe_join
-
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     arts = [a if isinstance(a, Artifact) else Artifact.from_dict(a) for a in artifacts]
     if store is None and arts:
-        from oscar_elyra.storage import ObjectStore
-
-        store = ObjectStore.from_cluster()
+        store = connect().store
     paths = []
     for art in arts:
         target = safe_join(dest, art.name)
@@ -328,14 +326,3 @@ def fetch(
             raise IntegrityError(f"{art.uri}: sha256 differs from the manifest")
         paths.append(target)
     return paths
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

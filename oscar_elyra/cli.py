@@ -22,7 +22,7 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except OscarError as exc:
-            from oscar_elyra.auth import redact
+            from oscar_elyra.redact import redact
 
             click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(exc.exit_code)
@@ -41,7 +41,7 @@ class _Main(click.Group):
 @click.pass_context
 def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None:
     """Compose and run AI inference pipelines on OSCAR clusters."""
-    from oscar_elyra.auth import install_log_redaction
+    from oscar_elyra.redact import install_log_redaction
 
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -25,7 +25,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from oscar_elyra.auth import BearerAuth, NoAuth, make_auth, redact, register_secret, uses_oidc
+from oscar_elyra.auth import BearerAuth, NoAuth, make_auth, uses_oidc
 from oscar_elyra.config import ClusterConfig, resolve_cluster
 from oscar_elyra.errors import (
     AuthError,
@@ -35,6 +35,8 @@ from oscar_elyra.errors import (
     ServiceError,
     TimeoutError,
 )
+from oscar_elyra.fdl import load_fdl, validate_service
+from oscar_elyra.redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +337,6 @@ class OscarClient:
 
     @staticmethod
     def _prepare(svc: dict) -> dict:
-        from oscar_elyra.fdl import validate_service
-
         clean = {k: v for k, v in svc.items() if not str(k).startswith("_")}
         return validate_service(clean)
 
@@ -390,8 +390,6 @@ class OscarClient:
 
         Every service is validated before the first one is sent.
         """
-        from oscar_elyra.fdl import load_fdl
-
         services = [self._prepare(s) for s in load_fdl(path)]
         return [(svc["name"], self.apply_service(svc)) for svc in services]
 

@@ -38,8 +38,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from oscar_elyra.auth import register_secret
+import yaml
+
+from oscar_elyra.discovery import read_running
 from oscar_elyra.errors import ConfigError
+from oscar_elyra.redact import register_secret
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
@@ -140,8 +143,6 @@ def load_oscar_cli_config(path: str | os.PathLike[str]) -> tuple[dict[str, dict]
 
     A missing file gives ``({}, None)``; a malformed one a ConfigError naming the file.
     """
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -191,10 +192,6 @@ def _from_cli_entry(cid: str, entry: dict, path: Path) -> dict[str, Any]:
 
 
 def _running_local(env: Mapping[str, str]) -> dict[str, Any] | None:
-    try:
-        from oscar_elyra.local.state import read_running
-    except ImportError:
-        return None
     data_dir = env.get("OSCAR_ELYRA_DATA_DIR")
     try:
         info = read_running(Path(data_dir) if data_dir else None)

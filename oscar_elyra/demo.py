@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"   stored: {info['report_uri']}")
                 print("\n== Stopping the cluster")
     except OscarError as exc:
-        from oscar_elyra.auth import redact
+        from oscar_elyra.redact import redact
 
         print(f"Error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -79,7 +79,7 @@ def run_pipeline(name: str, workspace: Path, env: dict[str, str]) -> dict[str, A
         text=True,
     )
     if proc.returncode != 0:
-        from oscar_elyra.auth import redact
+        from oscar_elyra.redact import redact
 
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise OscarError(f"elyra-pipeline run {name}.pipeline failed:\n{redact(tail)}")

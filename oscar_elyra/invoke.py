@@ -43,7 +43,9 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra.storage import ObjectStore, format_uri, parse_uri, safe_join, temp_near
+from oscar_elyra._paths import safe_join, temp_near
+from oscar_elyra.session import store_for
+from oscar_elyra.storage import ObjectStore, format_uri, parse_uri
 
 if TYPE_CHECKING:
     from oscar_elyra.client import OscarClient
@@ -391,7 +393,7 @@ def run(
             except OscarError:
                 raise
             except Exception as exc:  # noqa: BLE001 - connection dropped mid-response
-                from oscar_elyra.auth import redact
+                from oscar_elyra.redact import redact
 
                 raise ServiceError(
                     f"service {service!r}: the response was cut off ({redact(str(exc))[:200]})"
@@ -642,7 +644,7 @@ def submit(
     # a label given by the caller gets a random suffix: every submission stays unique
     rid = f"{run_id}.{uuid.uuid4().hex[:6]}" if run_id else _new_run_id()
     in_path, out_paths = _service_paths(cl, service)
-    st = store if store is not None else ObjectStore.from_client(cl, progress=False)
+    st = store if store is not None else store_for(cl, progress=False)
     jobs = _plan(service, paths, in_path, out_paths, rid, 1, cl, st)
     errors = _upload(jobs, st)
     bad = next((e for e in errors if e is not None), None)
@@ -785,7 +787,7 @@ def _created(info: dict) -> float:
 
 
 def _excerpt(text: str | None) -> str:
-    from oscar_elyra.auth import redact
+    from oscar_elyra.redact import redact
 
     text = redact(text or "").strip()
     return text if len(text) <= LOG_EXCERPT else "…" + text[-LOG_EXCERPT:]
@@ -968,7 +970,7 @@ def map(  # noqa: A001 - the documented name
         if mode == "sync":
             _map_sync(service, todo, cl, out_dir, concurrency, retries, timeout, pbar)
         else:
-            st = store if store is not None else ObjectStore.from_client(cl, progress=False)
+            st = store if store is not None else store_for(cl, progress=False)
             _map_async(service, todo, cl, st, out_dir, concurrency, retries, timeout, pbar)
     finally:
         pbar.close()
@@ -1028,7 +1030,7 @@ def _place_sync(res: Result, out_dir: Path, p: Path) -> list[str]:
 
 
 def _err(exc: BaseException) -> str:
-    from oscar_elyra.auth import redact
+    from oscar_elyra.redact import redact
 
     text = redact(str(exc)) or type(exc).__name__
     return text if len(text) <= 500 else text[:500] + "…"

@@ -141,7 +141,7 @@ def short_errors() -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "set_custom_exc"):
         return
-    from oscar_elyra.auth import redact
+    from oscar_elyra.redact import redact
 
     def handler(shell, etype, evalue, tb, tb_offset=None):
         line = f"{etype.__name__}: {redact(str(evalue))}"
@@ -168,9 +168,9 @@ def get_store(store: Any = None, client: Any = None) -> Any:
     """``store``, or the cluster's ObjectStore (keys from ``/system/config``)."""
     if store is not None:
         return store
-    from oscar_elyra.storage import ObjectStore
+    from oscar_elyra.session import store_for
 
-    return ObjectStore.from_client(get_client(client), progress=False)
+    return store_for(get_client(client), progress=False)
 
 
 def connect(client: Any = None, store: Any = None) -> tuple[Any, Any]:

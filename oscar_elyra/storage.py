@@ -24,8 +24,15 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+import certifi
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+
+from oscar_elyra._paths import FILE_MODE, safe_join, safe_join_fast, sha256_file, temp_near
 from oscar_elyra.errors import (
     AuthError,
     IntegrityError,
@@ -34,11 +41,10 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
+from oscar_elyra.progress import bar
+from oscar_elyra.redact import redact, register_secret
 
-if TYPE_CHECKING:
-    from oscar_elyra.client import OscarClient
-
-__all__ = ["ObjectInfo", "ObjectStore", "parse_uri", "safe_join", "format_uri"]
+__all__ = ["ObjectInfo", "ObjectStore", "parse_uri", "format_uri"]
 
 MiB = 1024 * 1024
 #: metadata key holding the hex sha256 of the content
@@ -97,53 +103,6 @@ def format_uri(bucket: str, key: str = "") -> str:
     return f"s3://{bucket}/{key}"
 
 
-def safe_join(root: str | os.PathLike[str], relative: str) -> Path:
-    """``root / relative``, refusing anything that could land outside ``root``.
-
-    Raises :class:`UnsafePathError` for absolute paths, drive letters, ``..``
-    components, empty names and NUL characters (S3 keys, zip members).
-    """
-    rel = str(relative)
-    if not rel or "\x00" in rel:
-        raise UnsafePathError(f"refusing empty or NUL-containing name {relative!r}")
-    norm = rel.replace("\\", "/")
-    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        raise UnsafePathError(
-            f"refusing absolute path {relative!r}: keys and archive members must be relative"
-        )
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        raise UnsafePathError(
-            f"refusing unsafe name {relative!r}: it would write outside {str(root)!r}"
-        )
-    base = Path(root).resolve()
-    target = base.joinpath(*parts)
-    resolved = target.resolve()
-    if resolved != base and base not in resolved.parents:
-        raise UnsafePathError(
-            f"refusing {relative!r}: it resolves outside {str(root)!r} (symlink?)"
-        )
-    return target
-
-
-def _safe_join_fast(root: Path, relative: str) -> Path:
-    """:func:`safe_join` without resolving symlinks (callers check each directory once)."""
-    rel = str(relative)
-    norm = rel.replace("\\", "/")
-    if (
-        not rel
-        or "\x00" in rel
-        or norm.startswith("/")
-        or re.match(r"^[A-Za-z]:", norm)
-        or any(p == ".." for p in norm.split("/"))
-    ):
-        return safe_join(root, relative)  # raises with the precise message
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if not parts:
-        return safe_join(root, relative)
-    return root.joinpath(*parts)
-
-
 # --------------------------------------------------------------------------- results
 
 
@@ -197,21 +156,6 @@ class _CountingReader(io.RawIOBase):
         return data
 
 
-def _file_sha256(path: str | os.PathLike[str], on_read: Callable[[int], None] | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(4 * MiB)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-            if on_read:
-                on_read(n)
-    return h.hexdigest()
-
-
 def _meta_get(headers: Any, name: str) -> str | None:
     if not headers:
         return None
@@ -229,28 +173,6 @@ def _total_size(headers: Any) -> int:
     if "/" in cr and cr.rsplit("/", 1)[1].strip().isdigit():
         return int(cr.rsplit("/", 1)[1])
     return int(headers.get("Content-Length") or 0)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: file mode for finished downloads (temp files are 0600 until renamed into place)
-FILE_MODE = 0o666 & ~_read_umask()
-
-
-def temp_near(path: Path, mkdir: bool = True) -> tuple[int, Path]:
-    """An open temporary file next to ``path`` (same directory, so a rename is atomic).
-
-    Its mode is the usual ``0666 & ~umask``, as ``open()`` would create ``path``.
-    """
-    if mkdir:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.fchmod(fd, FILE_MODE)
-    return fd, Path(tmp)
 
 
 def _release(resp: Any, complete: bool) -> None:
@@ -312,8 +234,6 @@ class ObjectStore:
         part_size: int = 8 * MiB,
         session_token: str | None = None,
     ) -> None:
-        from oscar_elyra.auth import register_secret
-
         register_secret(secret_key)
         register_secret(session_token)
         if not endpoint or not isinstance(endpoint, str):
@@ -351,10 +271,6 @@ class ObjectStore:
     # ---------------------------------------------------------------- construction
 
     def _make_client(self):
-        import certifi
-        import urllib3
-        from minio import Minio
-
         kwargs: dict[str, Any] = {}
         if self.secure:
             if self.verify is False:
@@ -384,38 +300,6 @@ class ObjectStore:
             http_client=http,
         )
 
-    @classmethod
-    def from_client(
-        cls, client: OscarClient, *, endpoint: str | None = None, **kwargs: Any
-    ) -> ObjectStore:
-        """The store described by the cluster's ``/system/config`` ``minio_provider``.
-
-        ``endpoint`` overrides the advertised endpoint (e.g. when the cluster reports
-        an in-cluster address); so does the ``OSCAR_S3_ENDPOINT`` environment variable.
-        """
-        mp = client.minio_provider() or {}
-        ep = endpoint or os.environ.get("OSCAR_S3_ENDPOINT") or mp.get("endpoint")
-        if not ep:
-            raise StorageError(
-                f"cluster {client.endpoint} reports no MinIO endpoint in /system/config"
-            )
-        kwargs.setdefault("verify", bool(mp.get("verify", True)))
-        kwargs.setdefault("region", mp.get("region") or None)
-        return cls(ep, mp.get("access_key"), mp.get("secret_key"), **kwargs)
-
-    @classmethod
-    def from_cluster(cls, **resolve_kwargs: Any) -> ObjectStore:
-        """Resolve a cluster (see :func:`oscar_elyra.config.resolve_cluster`) and use its store."""
-        from oscar_elyra.client import OscarClient
-        from oscar_elyra.config import resolve_cluster
-
-        store_kwargs = {
-            k: resolve_kwargs.pop(k)
-            for k in ("progress", "workers", "part_size")
-            if k in resolve_kwargs
-        }
-        return cls.from_client(OscarClient(resolve_cluster(**resolve_kwargs)), **store_kwargs)
-
     def __repr__(self) -> str:
         return f"ObjectStore(endpoint={self.endpoint!r})"
 
@@ -425,9 +309,6 @@ class ObjectStore:
     # ---------------------------------------------------------------- errors
 
     def _error(self, exc: BaseException, bucket: str, key: str, action: str) -> Exception:
-        from minio.error import S3Error
-
-        from oscar_elyra.auth import redact
 
         where = format_uri(bucket, key)
         if isinstance(exc, S3Error):
@@ -473,16 +354,12 @@ class ObjectStore:
             raise err from None
 
     def _bar(self, total: int | None, desc: str, unit: str = "B"):
-        from oscar_elyra.progress import bar
-
         return bar(total, desc, unit=unit, enabled=self.progress)
 
     # ---------------------------------------------------------------- buckets
 
     def ensure_bucket(self, bucket: str) -> None:
         """Create ``bucket`` unless it exists."""
-        from minio.error import S3Error
-
         parse_uri(f"s3://{bucket}")
         if self._call("check bucket", bucket, "", lambda: self._mc.bucket_exists(bucket)):
             return
@@ -569,7 +446,7 @@ class ObjectStore:
                 result = self._put_object(bucket, key, io.BytesIO(data), size, ctype, meta)
                 bar.update(size)
             else:
-                digest = _file_sha256(p)
+                digest = sha256_file(p)
                 meta[SHA256_META] = digest
                 with open(p, "rb") as f:
                     reader = _CountingReader(f, bar.update)
@@ -832,8 +709,6 @@ class ObjectStore:
         own_bar: bool,
         size_hint: int | None = None,
     ) -> tuple[ObjectInfo, int, str]:
-        from minio.error import S3Error
-
         uri = format_uri(bucket, key)
         try:
             # a known-small object is fetched whole (no Range), else its first part
@@ -1021,7 +896,7 @@ class ObjectStore:
         for info in self.list(format_uri(bucket, prefix), recursive=True):
             if info.key.endswith("/"):
                 continue  # directory marker
-            items.append((info, _safe_join_fast(root, info.key[len(prefix) :])))
+            items.append((info, safe_join_fast(root, info.key[len(prefix) :])))
         root.mkdir(parents=True, exist_ok=True)
         for parent in sorted({t.parent for _, t in items}):
             parent.mkdir(parents=True, exist_ok=True)
@@ -1049,8 +924,6 @@ class ObjectStore:
                 raise ValidationError(f"{uri!r} names a bucket; pass recursive=True to empty it")
             self._call("delete", bucket, key, lambda: self._mc.remove_object(bucket, key))
             return 1
-        from minio.deleteobjects import DeleteObject
-
         keys = [DeleteObject(o.key) for o in self.list(uri, recursive=True)]
         for start in range(0, len(keys), 1000):
             errors = list(self._mc.remove_objects(bucket, keys[start : start + 1000]))

@@ -17,19 +17,11 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from oscar_elyra.auth import (
-    BearerAuth,
-    OidcAgentAuth,
-    RefreshTokenAuth,
-    install_log_redaction,
-    jwt_claims,
-    make_auth,
-    redact,
-    register_secret,
-)
+from oscar_elyra.auth import BearerAuth, OidcAgentAuth, RefreshTokenAuth, jwt_claims, make_auth
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import AuthError
+from oscar_elyra.redact import install_log_redaction, redact, register_secret
 
 
 def make_jwt(**claims) -> str:

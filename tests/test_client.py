@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oscar_elyra.auth import redact
+from oscar_elyra.redact import redact
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig, resolve_cluster
 from oscar_elyra.errors import (
@@ -298,7 +298,7 @@ def test_example_fdl_paths_exist():
 def test_secrets_absent_from_logs_output_and_errors(cluster, client, echo, caplog, capsys):
     import logging
 
-    from oscar_elyra.auth import install_log_redaction
+    from oscar_elyra.redact import install_log_redaction
 
     install_log_redaction()
     caplog.set_level(logging.DEBUG)

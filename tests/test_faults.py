@@ -329,7 +329,7 @@ def test_non_json_answer(server):
 
 
 def test_minio_provider_both_shapes_and_secret_registered(server):
-    from oscar_elyra.auth import redact
+    from oscar_elyra.redact import redact
 
     provider = {
         "endpoint": "http://s3",

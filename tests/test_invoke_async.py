@@ -10,7 +10,7 @@ from PIL import Image
 
 from oscar_elyra.errors import ServiceError, TimeoutError, ValidationError
 from oscar_elyra.invoke import BatchResult, map, submit, wait
-from oscar_elyra.storage import ObjectStore
+from oscar_elyra.session import connect, store_for
 
 # echoes the input name (so the job log identifies the input), fails on "FAIL",
 # writes <stem>.out, and a second file <stem>.extra for inputs containing "MULTI"
@@ -46,7 +46,7 @@ def client(client):
 
 @pytest.fixture(scope="module")
 def store(client):
-    return ObjectStore.from_client(client, progress=False)
+    return store_for(client, progress=False)
 
 
 def test_submit_wait_100_inputs(client, store, tmp_path):
@@ -195,11 +195,10 @@ def test_map_sync_one_failure_does_not_abort(client, tmp_path):
 
 
 def test_store_from_cluster(cluster, client):
-    st = ObjectStore.from_cluster(
+    st = connect(
         endpoint=cluster.endpoint,
         user=cluster.user,
         password=cluster.password,
         ssl_verify=False,
-        progress=False,
-    )
+    ).store
     assert "a-echo" in st.list_buckets() and cluster.s3_secret_key not in repr(st)

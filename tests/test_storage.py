@@ -17,7 +17,9 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra.storage import FILE_MODE, MiB, ObjectStore, _safe_join_fast, parse_uri, safe_join
+from oscar_elyra._paths import FILE_MODE, safe_join
+from oscar_elyra._paths import safe_join_fast as _safe_join_fast
+from oscar_elyra.storage import MiB, ObjectStore, parse_uri
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def test_endpoint_validation():
         ObjectStore("http://h:1/path", "a", "b")
     st = ObjectStore("example.org:9000", "a", "secret-xyz")
     assert st.endpoint == "https://example.org:9000" and st.secure
-    from oscar_elyra.auth import redact
+    from oscar_elyra.redact import redact
 
     assert "secret-xyz" not in redact("key secret-xyz")
 

@@ -17,9 +17,9 @@ __all__ = ["get", "job", "ls", "map", "put", "run_service"]
 
 
 def _store(state: CliState):
-    from oscar_elyra.storage import ObjectStore
+    from oscar_elyra.session import store_for
 
-    return ObjectStore.from_client(state.client(), progress=state.progress)
+    return store_for(state.client(), progress=state.progress)
 
 
 def _human_size(n: int | None) -> str:

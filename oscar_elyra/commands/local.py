@@ -18,7 +18,7 @@ _DATA_DIR = click.option(
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    from oscar_elyra.local.state import default_data_dir
+    from oscar_elyra.discovery import default_data_dir
 
     return (data_dir or default_data_dir()).expanduser().resolve()
 
@@ -82,7 +82,8 @@ def local() -> None:
 def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_credentials) -> None:
     """Start the embedded cluster (SeaweedFS S3 + OSCAR REST API)."""
     from oscar_elyra.local import LocalCluster
-    from oscar_elyra.local.state import load_credentials, read_cluster_file
+    from oscar_elyra.discovery import read_cluster_file
+    from oscar_elyra.local.state import load_credentials
 
     data_dir = _data_dir(data_dir)
     cluster = LocalCluster(data_dir, port=port, max_jobs=max_jobs)
@@ -149,7 +150,8 @@ def status(state: CliState, data_dir, show_credentials) -> None:
     """Show whether the embedded cluster runs, and where (exit code 1 when it doesn't)."""
     import requests
 
-    from oscar_elyra.local.state import load_credentials, pid_alive, read_cluster_file
+    from oscar_elyra.discovery import pid_alive, read_cluster_file
+    from oscar_elyra.local.state import load_credentials
 
     data_dir = _data_dir(data_dir)
     info = read_cluster_file(data_dir)

@@ -227,7 +227,7 @@ def validate(ctx: click.Context, state: CliState, pipeline: str, params, check_s
 def describe_pipeline(path: str) -> dict[str, Any]:
     """Nodes, services used, inputs and parameters of a pipeline, as a dict."""
     from oscar_elyra.errors import ValidationError
-    from oscar_elyra.pipeline.components import input_setting, load_component
+    from oscar_elyra.pipeline.kfp_spec import input_setting, load_component
     from oscar_elyra.pipeline.model import load_pipeline
     from oscar_elyra.pipeline.validation import services_used
 

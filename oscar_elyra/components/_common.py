@@ -44,7 +44,7 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse, run ``work`` (returns a one-line summary), map errors to one line + exit code."""
-    from oscar_elyra.auth import install_log_redaction, redact
+    from oscar_elyra.redact import install_log_redaction, redact
 
     args = build().parse_args(argv)
     install_log_redaction()

@@ -6,6 +6,6 @@ Nothing else in the project depends on the cluster being this one.
 """
 
 from oscar_elyra.local.cluster import LocalCluster, stop_running
-from oscar_elyra.local.state import default_data_dir, read_running
+from oscar_elyra.discovery import default_data_dir, read_running
 
 __all__ = ["LocalCluster", "stop_running", "default_data_dir", "read_running"]

@@ -13,13 +13,13 @@ from pathlib import Path
 import requests
 
 from oscar_elyra.errors import ConflictError, OscarError
-from oscar_elyra.local.state import (
+from oscar_elyra.discovery import (
     CREDENTIALS_FILE,
     default_data_dir,
-    load_credentials,
     pid_alive,
     read_cluster_file,
 )
+from oscar_elyra.local.state import load_credentials
 
 __all__ = ["LocalCluster", "stop_running"]
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from oscar_elyra.errors import NotFoundError, ValidationError
 from oscar_elyra.local.services import ServiceStore, storage_paths
-from oscar_elyra.local.state import write_json_atomic
+from oscar_elyra._paths import write_json_atomic
 
 __all__ = ["JobManager", "decode_body", "job_env", "run_script", "rfc3339", "PAGE_SIZE"]
 

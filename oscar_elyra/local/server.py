@@ -34,18 +34,13 @@ import tornado.netutil
 import tornado.web
 
 from oscar_elyra import __version__
+from oscar_elyra._paths import write_json_atomic
+from oscar_elyra.discovery import CLUSTER_FILE, CREDENTIALS_FILE, pid_alive, read_cluster_file
 from oscar_elyra.errors import ConflictError, NotFoundError, OscarError, ValidationError
 from oscar_elyra.fdl import validate_service
 from oscar_elyra.local.jobs import JobManager, decode_body, job_env, run_script
 from oscar_elyra.local.services import ServiceStore, storage_paths
-from oscar_elyra.local.state import (
-    CLUSTER_FILE,
-    CREDENTIALS_FILE,
-    load_credentials,
-    pid_alive,
-    read_cluster_file,
-    write_json_atomic,
-)
+from oscar_elyra.local.state import load_credentials
 from oscar_elyra.local.weed import SeaweedFS
 
 log = logging.getLogger("oscar_elyra.local")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from oscar_elyra.errors import ConflictError, NotFoundError
 from oscar_elyra.fdl import validate_service
-from oscar_elyra.local.state import write_json_atomic
+from oscar_elyra._paths import write_json_atomic
 
 __all__ = ["ServiceStore", "storage_paths"]
 

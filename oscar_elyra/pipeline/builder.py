@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from oscar_elyra.pipeline.model import CATALOG_TYPE, GENERIC_OPS, PIPELINE_VERSION
+from oscar_elyra.elyra import CATALOG_TYPE
+from oscar_elyra.pipeline.model import GENERIC_OPS, PIPELINE_VERSION
 
 _OPS = {kind: op for op, kind in GENERIC_OPS.items()}
 _PORT_UI = {"cardinality": {"min": 0, "max": -1}}

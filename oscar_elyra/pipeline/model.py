@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oscar_elyra.elyra import CATALOG_TYPE
 from oscar_elyra.errors import ValidationError
 
 NOTEBOOK_OP = "execute-notebook-node"
@@ -23,7 +24,6 @@ PYTHON_OP = "execute-python-node"
 R_OP = "execute-r-node"
 GENERIC_OPS = {NOTEBOOK_OP: "notebook", PYTHON_OP: "python", R_OP: "r"}
 #: catalog type of this project's palette components (op prefix ``oscar-catalog:``)
-CATALOG_TYPE = "oscar-catalog"
 #: the only ``app_data.version`` Elyra 4.1 runs
 PIPELINE_VERSION = 8
 PARAMETER_TYPES = ("String", "Integer", "Float", "Bool")

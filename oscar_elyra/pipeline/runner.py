@@ -21,7 +21,7 @@ from typing import Any
 
 from oscar_elyra import __version__
 from oscar_elyra.errors import ValidationError
-from oscar_elyra.pipeline.components import build_invocation, load_component, ref_name
+from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_name
 from oscar_elyra.pipeline.executors import (
     NodeContext,
     NodeFailure,
@@ -52,7 +52,7 @@ def _now() -> str:
 
 def _redact(text: str) -> str:
     try:
-        from oscar_elyra.auth import redact
+        from oscar_elyra.redact import redact
     except ImportError:  # pragma: no cover - auth lands with teammate B
         return text
     return redact(text)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from oscar_elyra.errors import OscarError, ValidationError
-from oscar_elyra.pipeline.components import input_setting, load_component, upstream_ref
+from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
 from oscar_elyra.pipeline.model import Pipeline, coerce_parameter
 
 #: component inputs that name an OSCAR service

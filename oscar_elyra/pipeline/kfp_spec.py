@@ -16,21 +16,9 @@ from typing import Any
 
 import yaml
 
+from oscar_elyra.elyra import components_dir
 from oscar_elyra.errors import ValidationError
 from oscar_elyra.pipeline.model import Node, Pipeline, render_value
-
-
-def components_dir() -> Path:
-    """Folder of the palette YAML (``oscar_elyra.elyra.components_dir()``, else ``components/``)."""
-    try:
-        from oscar_elyra.elyra import components_dir as _dir
-
-        found = _dir()
-        if found.is_dir():
-            return found
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / "components"
 
 
 def ref_name(name: str) -> str:
