@@ -1,18 +1,40 @@
 """oscar_elyra: compose AI inference pipelines on OSCAR clusters from JupyterLab/Elyra.
 
-The names below are imported lazily so that ``import oscar_elyra`` stays cheap.
+The names below are imported lazily so that ``import oscar_elyra`` stays cheap. ``map`` and
+``TimeoutError`` are attributes (``oe.map``, ``oe.TimeoutError``) but not in ``__all__``, so
+``from oscar_elyra import *`` never shadows the builtins of the same name.
 """
 
 from __future__ import annotations
 
+import builtins
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
 
+_ERRORS = (
+    "OscarError",
+    "ConfigError",
+    "ValidationError",
+    "ParameterError",
+    "UnsafePathError",
+    "AuthError",
+    "NotFoundError",
+    "ConflictError",
+    "ServiceError",
+    "TimeoutError",
+    "StorageError",
+    "IntegrityError",
+    "NodeFailure",
+)
+
 _LAZY = {
+    "connect": "oscar_elyra.session",
+    "Session": "oscar_elyra.session",
     "OscarClient": "oscar_elyra.client",
     "ObjectStore": "oscar_elyra.storage",
+    "ObjectInfo": "oscar_elyra.storage",
     "ClusterConfig": "oscar_elyra.config",
     "resolve_cluster": "oscar_elyra.config",
     "run": "oscar_elyra.invoke",
@@ -21,15 +43,13 @@ _LAZY = {
     "map": "oscar_elyra.invoke",
     "Result": "oscar_elyra.invoke",
     "Job": "oscar_elyra.invoke",
-    "OscarError": "oscar_elyra.errors",
-    "AuthError": "oscar_elyra.errors",
-    "NotFoundError": "oscar_elyra.errors",
-    "ConflictError": "oscar_elyra.errors",
-    "ServiceError": "oscar_elyra.errors",
-    "TimeoutError": "oscar_elyra.errors",
+    "BatchResult": "oscar_elyra.invoke",
+    "Artifact": "oscar_elyra.artifacts",
+    "Manifest": "oscar_elyra.artifacts",
+    **{name: "oscar_elyra.errors" for name in _ERRORS},
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(name for name in _LAZY if not hasattr(builtins, name)) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -37,3 +57,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'oscar_elyra' has no attribute {name!r}")
     return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

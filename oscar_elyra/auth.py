@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import shutil
 import subprocess
 import threading

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib import import_module
 
 import click
 
 from oscar_elyra import __version__
 from oscar_elyra.commands._common import CliState
-from oscar_elyra.errors import OscarError
+from oscar_elyra.errors import OscarError, is_bad_input
+from oscar_elyra.redact import install_log_redaction, redact
+
+
+def exit_code(exc: OscarError) -> int:
+    """The CLI's exit code for a library error: 2 bad usage or input, 1 a remote failure."""
+    return 2 if is_bad_input(exc) else 1
 
 
 class _Main(click.Group):
@@ -22,10 +29,8 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except OscarError as exc:
-            from oscar_elyra.redact import redact
-
             click.echo(f"Error: {redact(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exit_code(exc))
         except FileNotFoundError as exc:
             click.echo(f"Error: file not found: {exc.filename or exc}", err=True)
             sys.exit(2)
@@ -41,8 +46,6 @@ class _Main(click.Group):
 @click.pass_context
 def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None:
     """Compose and run AI inference pipelines on OSCAR clusters."""
-    from oscar_elyra.redact import install_log_redaction
-
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:  # urllib3 logs each retry as a warning; the final error says it all
@@ -53,8 +56,6 @@ def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None
 
 def _register() -> None:
     """Attach each area's commands (one module per area under ``oscar_elyra.commands``)."""
-    from importlib import import_module
-
     for module, names in [
         ("local", ["local"]),
         ("cluster", ["cluster", "services", "logs"]),

@@ -58,6 +58,7 @@ ENV_VARS = (
     "OSCAR_CLIENT_ID",
     "OSCAR_SSL_VERIFY",
     "OSCAR_CLUSTER_ID",
+    "OSCAR_OIDC_ACCOUNT",
 )
 
 
@@ -110,6 +111,25 @@ class ClusterConfig:
         return f"ClusterConfig({', '.join(parts)})"
 
     __str__ = __repr__
+
+    def to_env(self) -> dict[str, str]:
+        """The ``OSCAR_*`` environment variables that resolve to exactly this cluster.
+
+        For a child process' environment (pipeline nodes): never written to a file.
+        """
+        values = {
+            "OSCAR_ENDPOINT": self.endpoint,
+            "OSCAR_CLUSTER_ID": self.cluster_id,
+            "OSCAR_USER": self.user,
+            "OSCAR_PASSWORD": self.password,
+            "OSCAR_TOKEN": self.token,
+            "OSCAR_REFRESH_TOKEN": self.refresh_token,
+            "OSCAR_TOKEN_ENDPOINT": self.token_endpoint,
+            "OSCAR_CLIENT_ID": self.client_id,
+            "OSCAR_OIDC_ACCOUNT": self.oidc_account,
+            "OSCAR_SSL_VERIFY": "true" if self.ssl_verify else "false",
+        }
+        return {k: v for k, v in values.items() if v}
 
     def with_(self, **changes: Any) -> ClusterConfig:
         """A copy with ``changes`` applied."""
@@ -258,6 +278,7 @@ def resolve_cluster(
             ("password", "OSCAR_PASSWORD"),
             ("token", "OSCAR_TOKEN"),
             ("refresh_token", "OSCAR_REFRESH_TOKEN"),
+            ("oidc_account", "OSCAR_OIDC_ACCOUNT"),
         ]
         if env.get(var)
     }
@@ -289,7 +310,9 @@ def resolve_cluster(
         src = "arguments" if args.get("endpoint") else "environment"
         base = {"cluster_id": env_id or _label(ep), "endpoint": ep, "source": src}
         creds = {**{k: v for k, v in envs.items() if k != "endpoint"}, **args}
-        if not any(k in creds for k in ("user", "password", "token", "refresh_token")):
+        if not any(
+            k in creds for k in ("user", "password", "token", "refresh_token", "oidc_account")
+        ):
             # no credentials given: borrow those configured for this very endpoint
             base.update(_credentials_for(ep, path, env) or {})
             base["endpoint"] = ep

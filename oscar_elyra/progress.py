@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 def bar(
     total: int | None = None,
@@ -19,7 +21,6 @@ def bar(
     **kwargs: Any,
 ):
     """A thread-safe tqdm.auto bar (bytes by default) honouring ``enabled``."""
-    from tqdm.auto import tqdm
 
     disable = True if enabled is False else (None if enabled is None else False)
     if unit == "B":

@@ -114,4 +114,3 @@ def registered_secrets() -> list[str]:
     """Every registered secret form, longest first (to hand to a child process' redaction)."""
     with _lock:
         return sorted(_secrets, key=len, reverse=True)
-

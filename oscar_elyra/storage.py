@@ -32,13 +32,12 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from oscar_elyra._paths import FILE_MODE, safe_join, safe_join_fast, sha256_file, temp_near
+from oscar_elyra._paths import safe_join, safe_join_fast, sha256_file, temp_near
 from oscar_elyra.errors import (
     AuthError,
     IntegrityError,
     NotFoundError,
     StorageError,
-    UnsafePathError,
     ValidationError,
 )
 from oscar_elyra.progress import bar

@@ -16,8 +16,18 @@ import secrets
 
 import pytest
 
+from oscar_elyra.client import OscarClient
+from oscar_elyra.config import ClusterConfig
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.weed import SeaweedFS
+
+
+@pytest.fixture(autouse=True)
+def _no_oscar_settings(monkeypatch):
+    """No test sees the developer's OSCAR_* settings (each test sets what it needs)."""
+    for name in list(os.environ):
+        if name.startswith("OSCAR_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +86,6 @@ def oscar_schema():
 @pytest.fixture(scope="module")
 def client(cluster):
     """A fresh OscarClient per test module for the session's cluster (Basic auth, loopback http)."""
-    from oscar_elyra.client import OscarClient
-    from oscar_elyra.config import ClusterConfig
-
     cfg = ClusterConfig(
         cluster_id="local",
         endpoint=cluster.endpoint,

@@ -1,7 +1,7 @@
 """OSCAR REST API spec (Swagger 2.0 of OSCAR v4.1.2), the contract the embedded cluster follows.
 
-The spec is OSCAR's own file, kept as reference data outside this repository:
-``$OSCAR_API_SPEC`` or ``../shared/reference/oscar-api-v4.1.2.yaml`` beside the clone.
+The spec is OSCAR's own file, vendored in ``tests/reference/oscar-api-v4.1.2.yaml``
+(``$OSCAR_API_SPEC`` points elsewhere).
 
 ``validator(ref)`` builds a jsonschema validator for a definition (``"types.Service"``) or
 any schema (``{"type": "array", "items": {"$ref": "#/definitions/types.Service"}}``).
@@ -19,7 +19,7 @@ __all__ = ["SPEC_PATH", "load_spec", "validator"]
 
 SPEC_PATH = Path(
     os.environ.get("OSCAR_API_SPEC")
-    or Path(__file__).resolve().parents[2] / "shared" / "reference" / "oscar-api-v4.1.2.yaml"
+    or Path(__file__).resolve().parent / "reference" / "oscar-api-v4.1.2.yaml"
 )
 
 

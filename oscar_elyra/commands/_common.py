@@ -9,6 +9,10 @@ from typing import Any
 
 import click
 
+from oscar_elyra.config import ClusterConfig, resolve_cluster
+from oscar_elyra.errors import ConfigError
+from oscar_elyra.session import Session, connect
+
 
 @dataclass
 class CliState:
@@ -18,17 +22,35 @@ class CliState:
     endpoint: str | None = None
     json: bool = False
     quiet: bool = False
-    _client: Any = field(default=None, repr=False)
+    _session: Session | None = field(default=None, repr=False)
+
+    def session(self) -> Session:
+        """The connection to the selected cluster (built once, see :func:`session.connect`)."""
+        if self._session is None:
+            self._session = connect(self.cluster, endpoint=self.endpoint, progress=self.progress)
+        return self._session
 
     def client(self):
-        """The :class:`~oscar_elyra.client.OscarClient` for the selected cluster (built once)."""
-        if self._client is None:
-            from oscar_elyra.client import OscarClient
-            from oscar_elyra.config import resolve_cluster
+        """The :class:`~oscar_elyra.client.OscarClient` of the selected cluster."""
+        return self.session().client
 
-            config = resolve_cluster(cluster=self.cluster, endpoint=self.endpoint)
-            self._client = OscarClient(config)
-        return self._client
+    def store(self):
+        """The selected cluster's :class:`~oscar_elyra.storage.ObjectStore`."""
+        return self.session().store
+
+    def cluster_config(self, required: bool = False) -> ClusterConfig | None:
+        """The cluster ``--cluster``/``--endpoint``/environment/config select, if any.
+
+        With neither option given and nothing configured, None (unless ``required``).
+        """
+        if self._session is not None:
+            return self._session.config
+        try:
+            return resolve_cluster(self.cluster, endpoint=self.endpoint)
+        except ConfigError:
+            if required or self.cluster or self.endpoint:
+                raise
+            return None
 
     def emit(self, data: Any, human: str | None = None) -> None:
         """Print ``data`` as JSON with ``--json``, else ``human`` (or a readable dump)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.elyra import CATALOG_INSTANCE, CATALOG_TYPE, CATEGORY
 from oscar_elyra.errors import ConfigError
 
 
 def _manager():
-    try:
+    try:  # optional heavy dependency (elyra extra)
         from elyra.metadata.manager import MetadataManager
         from elyra.metadata.schemaspaces import ComponentCatalogs
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -21,10 +22,9 @@ def _manager():
 
 def install_catalog(name: str | None = None) -> str:
     """Create or refresh the OSCAR catalog instance; returns "created", "updated" or "unchanged"."""
+    # optional heavy dependency (elyra extra)
     from elyra.metadata.error import MetadataNotFoundError
     from elyra.metadata.metadata import Metadata
-
-    from oscar_elyra.elyra import CATALOG_INSTANCE, CATALOG_TYPE, CATEGORY
 
     name = name or CATALOG_INSTANCE
     manager = _manager()
@@ -56,9 +56,7 @@ def install_catalog(name: str | None = None) -> str:
 
 def uninstall_catalog(name: str | None = None) -> bool:
     """Remove the OSCAR catalog instance; returns False when there was none."""
-    from elyra.metadata.error import MetadataNotFoundError
-
-    from oscar_elyra.elyra import CATALOG_INSTANCE, CATALOG_TYPE
+    from elyra.metadata.error import MetadataNotFoundError  # optional heavy dependency (elyra)
 
     name = name or CATALOG_INSTANCE
     manager = _manager()

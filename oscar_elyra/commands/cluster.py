@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import yaml
 
 from oscar_elyra.commands._common import CliState, pass_state
 
@@ -113,8 +114,6 @@ def services_get(state: CliState, name: str) -> None:
     if state.json:
         state.emit(svc)
     else:
-        import yaml
-
         state.emit(svc, yaml.safe_dump(svc, sort_keys=False, allow_unicode=True).rstrip())
 
 

@@ -12,14 +12,12 @@ from pathlib import Path
 import click
 
 from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.errors import NotFoundError, OscarError
+from oscar_elyra.invoke import map as run_map
+from oscar_elyra.invoke import run, submit, wait
+from oscar_elyra.storage import parse_uri
 
 __all__ = ["get", "job", "ls", "map", "put", "run_service"]
-
-
-def _store(state: CliState):
-    from oscar_elyra.session import store_for
-
-    return store_for(state.client(), progress=state.progress)
 
 
 def _human_size(n: int | None) -> str:
@@ -63,7 +61,6 @@ def run_service(
     timeout: float,
 ) -> None:
     """Invoke SERVICE synchronously (POST /run) with -i TEXT or -f FILE."""
-    from oscar_elyra.invoke import run
 
     if (text is None) == (file is None):
         raise click.UsageError("give exactly one input: -i TEXT or -f FILE")
@@ -130,10 +127,9 @@ def job(
     timeout: float,
 ) -> None:
     """Submit FILES to async SERVICE through its input bucket; --wait for the outputs."""
-    from oscar_elyra.invoke import submit, wait
 
     client = state.client()
-    store = _store(state)
+    store = state.store()
     jobs = submit(service, list(files), client=client, store=store)
     state.info(f"submitted {len(jobs)} input(s) to {service} (run {jobs[0].run_id})")
     if wait_ or output is not None:
@@ -203,8 +199,6 @@ def map(  # noqa: A001 - the command's name
     timeout: float,
 ) -> None:
     """Run SERVICE on every file in DIRECTORY; outputs into -o DIR (exit 1 if any failed)."""
-    from oscar_elyra.errors import OscarError
-    from oscar_elyra.invoke import map as run_map
 
     client = state.client()
     result = run_map(
@@ -217,7 +211,7 @@ def map(  # noqa: A001 - the command's name
         output_dir=output,
         record_file=record,
         client=client,
-        store=None if sync else _store(state),
+        store=None if sync else state.store(),
         timeout=timeout,
         progress=state.progress,
     )
@@ -244,7 +238,7 @@ def map(  # noqa: A001 - the command's name
 @pass_state
 def put(state: CliState, local: Path, remote: str) -> None:
     """Upload a LOCAL file or directory to REMOTE (s3://b/k, minio.default:b/k or b/k)."""
-    store = _store(state)
+    store = state.store()
     if local.is_dir():
         infos = store.upload_dir(local, remote)
     else:
@@ -258,10 +252,8 @@ def put(state: CliState, local: Path, remote: str) -> None:
 @pass_state
 def get(state: CliState, remote: str, local: Path) -> None:
     """Download REMOTE (an object, or every object under a prefix ending in /) to LOCAL."""
-    from oscar_elyra.errors import NotFoundError
-    from oscar_elyra.storage import parse_uri
 
-    store = _store(state)
+    store = state.store()
     _, key = parse_uri(remote)
     paths = None
     if key and not key.endswith("/"):
@@ -283,12 +275,11 @@ def get(state: CliState, remote: str, local: Path) -> None:
 @pass_state
 def ls(state: CliState, remote: str | None, recursive: bool) -> None:
     """List objects under REMOTE (bucket or prefix); without REMOTE, the buckets."""
-    store = _store(state)
+    store = state.store()
     if not remote:
         names = store.list_buckets()
         state.emit(names, "\n".join(names))
         return
-    from oscar_elyra.storage import parse_uri
 
     bucket, key = parse_uri(remote)
     prefix = key if (not key or key.endswith("/")) else key

@@ -6,8 +6,12 @@ import signal
 from pathlib import Path
 
 import click
+import requests
 
 from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.discovery import default_data_dir, pid_alive, read_cluster_file
+from oscar_elyra.local import LocalCluster, stop_running
+from oscar_elyra.local.state import load_credentials
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -18,8 +22,6 @@ _DATA_DIR = click.option(
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    from oscar_elyra.discovery import default_data_dir
-
     return (data_dir or default_data_dir()).expanduser().resolve()
 
 
@@ -81,9 +83,6 @@ def local() -> None:
 @pass_state
 def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_credentials) -> None:
     """Start the embedded cluster (SeaweedFS S3 + OSCAR REST API)."""
-    from oscar_elyra.local import LocalCluster
-    from oscar_elyra.discovery import read_cluster_file
-    from oscar_elyra.local.state import load_credentials
 
     data_dir = _data_dir(data_dir)
     cluster = LocalCluster(data_dir, port=port, max_jobs=max_jobs)
@@ -126,8 +125,6 @@ def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_cr
 @pass_state
 def down(state: CliState, data_dir) -> None:
     """Stop the embedded cluster running from the data dir."""
-    from oscar_elyra.local import stop_running
-
     data_dir = _data_dir(data_dir)
     pid = stop_running(data_dir)
     if pid is None:
@@ -148,10 +145,6 @@ def down(state: CliState, data_dir) -> None:
 @pass_state
 def status(state: CliState, data_dir, show_credentials) -> None:
     """Show whether the embedded cluster runs, and where (exit code 1 when it doesn't)."""
-    import requests
-
-    from oscar_elyra.discovery import pid_alive, read_cluster_file
-    from oscar_elyra.local.state import load_credentials
 
     data_dir = _data_dir(data_dir)
     info = read_cluster_file(data_dir)

@@ -7,8 +7,17 @@ import time
 from typing import Any
 
 import click
+from tqdm import tqdm
 
 from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.pipeline.describe import describe_pipeline, format_description
+from oscar_elyra.pipeline.model import load_pipeline
+from oscar_elyra.pipeline.runner import run_pipeline as _run
+from oscar_elyra.pipeline.validation import (
+    parse_param_options,
+    resolve_parameters,
+    validate_pipeline,
+)
 
 _ICONS = {"running": ">", "succeeded": "ok", "failed": "FAILED", "not_run": "not run"}
 
@@ -24,8 +33,6 @@ class _Progress:
 
     def _write(self, line: str) -> None:
         if self.bar is not None:
-            from tqdm import tqdm
-
             tqdm.write(line, file=sys.stderr)
         else:
             click.echo(line, err=True)
@@ -34,8 +41,6 @@ class _Progress:
         if self.quiet:
             return
         if self.bar is None and self.bar_enabled and kind != "start":
-            from tqdm import tqdm
-
             total = len(record.get("selected") or [])
             self.bar = tqdm(
                 total=total, desc=record.get("name"), unit="node", file=sys.stderr, leave=False
@@ -138,11 +143,10 @@ def run_pipeline(
     subprocesses. Exit code 0 when every node succeeded, 1 when one failed, 2 when the
     pipeline or the arguments are invalid (nothing runs).
     """
-    from oscar_elyra.pipeline.runner import run_pipeline as _run
-    from oscar_elyra.pipeline.validation import parse_param_options
-
     quiet = state.quiet or quiet_local or state.json
     progress = _Progress(quiet=quiet, bar=state.progress is not False)
+    # one run talks to one cluster: the one --cluster/--endpoint/environment/config select
+    cluster = state.cluster_config(required=check_services)
     client = state.client() if check_services else None
     try:
         result = _run(
@@ -155,6 +159,7 @@ def run_pipeline(
             from_=from_,
             check_services=check_services,
             client=client,
+            cluster=cluster,
             on_event=progress,
         )
     finally:
@@ -201,13 +206,6 @@ def run_pipeline(
 @click.pass_context
 def validate(ctx: click.Context, state: CliState, pipeline: str, params, check_services) -> None:
     """Check a .pipeline file without running it (exit 2 if it has errors)."""
-    from oscar_elyra.pipeline.model import load_pipeline
-    from oscar_elyra.pipeline.validation import (
-        parse_param_options,
-        resolve_parameters,
-        validate_pipeline,
-    )
-
     pl = load_pipeline(pipeline)
     values = resolve_parameters(pl, parse_param_options(params))
     client = state.client() if check_services else None
@@ -224,102 +222,10 @@ def validate(ctx: click.Context, state: CliState, pipeline: str, params, check_s
         ctx.exit(2)
 
 
-def describe_pipeline(path: str) -> dict[str, Any]:
-    """Nodes, services used, inputs and parameters of a pipeline, as a dict."""
-    from oscar_elyra.errors import ValidationError
-    from oscar_elyra.pipeline.kfp_spec import input_setting, load_component
-    from oscar_elyra.pipeline.model import load_pipeline
-    from oscar_elyra.pipeline.validation import services_used
-
-    pl = load_pipeline(path)
-    nodes = []
-    for nid in pl.topological_order():
-        node = pl.nodes[nid]
-        entry: dict[str, Any] = {
-            "id": node.id,
-            "label": node.display,
-            "kind": node.kind,
-            "op": node.op,
-            "file": node.filename or node.component_id,
-            "depends_on": [pl.nodes[p].display for p in node.parents if p in pl.nodes],
-            "parameters": node.parameter_refs,
-        }
-        if node.kind in ("notebook", "python", "r"):
-            entry["dependencies"] = node.dependencies
-            entry["outputs"] = node.outputs
-            entry["env_vars"] = sorted(node.env)  # names only: values may be secrets
-        elif node.kind == "component":
-            inputs: dict[str, Any] = {}
-            try:
-                spec = load_component(node)
-                for name in spec.inputs:
-                    widget, value = input_setting(node, name)
-                    if widget == "inputpath" and isinstance(value, dict):
-                        up = pl.nodes.get(str(value.get("value")))
-                        value = (
-                            f"<{value.get('option')} of {up.display if up else value.get('value')}>"
-                        )
-                    elif widget == "parameter":
-                        value = f"<parameter {value}>"
-                    inputs[name] = value
-                entry["outputs"] = list(spec.outputs)
-            except ValidationError as exc:
-                entry["error"] = str(exc)
-            entry["inputs"] = inputs
-        nodes.append(entry)
-    return {
-        "name": pl.name,
-        "path": str(pl.path),
-        "description": pl.description,
-        "runtime": pl.runtime or pl.runtime_type,
-        "nodes": nodes,
-        "services": services_used(pl),
-        "parameters": [
-            {
-                "name": p.name,
-                "type": p.type,
-                "default": p.default,
-                "required": p.required,
-                "description": p.description,
-            }
-            for p in pl.parameters.values()
-        ],
-    }
-
-
 @click.command("describe")
 @click.argument("pipeline", metavar="PIPELINE.pipeline")
 @pass_state
 def describe(state: CliState, pipeline: str) -> None:
     """Show a pipeline's nodes, the OSCAR services it uses, its inputs and parameters."""
     info = describe_pipeline(pipeline)
-    lines = [f"Pipeline: {info['name']} ({info['path']})"]
-    if info["description"]:
-        lines.append(f"Description: {info['description']}")
-    lines.append(f"Nodes ({len(info['nodes'])}):")
-    for n in info["nodes"]:
-        after = f"  after: {', '.join(n['depends_on'])}" if n["depends_on"] else ""
-        lines.append(f"  - {n['label']} [{n['kind']}] {n['file'] or n['op']}{after}")
-        for name, value in (n.get("inputs") or {}).items():
-            lines.append(f"      input {name}" + ("" if value in (None, "") else f" = {value}"))
-        if n.get("dependencies"):
-            lines.append(f"      dependencies: {', '.join(n['dependencies'])}")
-        if n.get("env_vars"):
-            lines.append(f"      env: {', '.join(n['env_vars'])}")
-        if n.get("outputs"):
-            lines.append(f"      outputs: {', '.join(n['outputs'])}")
-        if n.get("parameters"):
-            lines.append(f"      parameters: {', '.join(n['parameters'])}")
-        if n.get("error"):
-            lines.append(f"      error: {n['error']}")
-    services = info["services"]
-    used = [f"{name} ({', '.join(nodes)})" for name, nodes in sorted(services.items())]
-    lines.append("Services: " + (", ".join(used) if used else "none"))
-    if info["parameters"]:
-        lines.append("Parameters:")
-        for p in info["parameters"]:
-            req = ", required" if p["required"] else ""
-            lines.append(f"  - {p['name']} ({p['type']}{req}) = {p['default']!r}")
-    else:
-        lines.append("Parameters: none")
-    state.emit(info, "\n".join(lines))
+    state.emit(info, format_description(info))

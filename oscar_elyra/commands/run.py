@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import click
 
+from oscar_elyra.commands.data import run_service
+from oscar_elyra.commands.pipeline import run_pipeline
+
 
 class _RunDispatch(click.Command):
     def _target(self, args: list[str]) -> click.Command:
@@ -15,10 +18,7 @@ class _RunDispatch(click.Command):
         values = {"-i", "--input", "-f", "--file", "-o", "--output", "--timeout"}
         words = [a for i, a in enumerate(args) if i == 0 or args[i - 1] not in values]
         if any(a.endswith(".pipeline") and not a.startswith("-") for a in words):
-            from oscar_elyra.commands.pipeline import run_pipeline
-
             return run_pipeline
-        from oscar_elyra.commands.data import run_service
 
         return run_service
 

@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from oscar_elyra.elyra import CATALOG_TYPE
 from oscar_elyra.pipeline.model import GENERIC_OPS, PIPELINE_VERSION
 
@@ -153,7 +155,6 @@ def write_pipeline(path: str | Path, doc: dict[str, Any]) -> Path:
 
 def write_notebook(path: str | Path, *cells: str, kernel: str = "python3") -> Path:
     """A notebook with one code cell per string in ``cells``."""
-    import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3", "language": "python"}

@@ -18,19 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oscar_elyra.errors import OscarError
+from oscar_elyra.errors import NodeFailure, OscarError
 
 ENGINE_NAME = "oscar-elyra"
 _engine_lock = threading.Lock()
 _engine_ready = False
-
-
-class NodeFailure(Exception):
-    """A node ran and failed; ``error`` is the dict stored in run.json."""
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.error: dict[str, Any] = {"message": message, **details}
 
 
 @dataclass
@@ -54,7 +46,7 @@ def papermill_module():
     """
     if "papermill" in sys.modules:
         return sys.modules["papermill"]
-    try:
+    try:  # optional heavy dependency (papermill's, elyra extra)
         import entrypoints
     except ImportError:  # pragma: no cover - papermill itself needs it
         entrypoints = None
@@ -66,7 +58,7 @@ def papermill_module():
 
     if original is not None:
         entrypoints.get_group_all = without_elyra
-    try:
+    try:  # optional heavy dependency (elyra extra)
         import papermill
     except ImportError:
         raise OscarError(
@@ -88,6 +80,7 @@ def _register_engine(papermill) -> None:
     with _engine_lock:
         if _engine_ready:
             return
+        # optional heavy dependency (elyra extra)
         from papermill.clientwrap import PapermillNotebookClient
         from papermill.engines import NBClientEngine, papermill_engines
         from papermill.log import logger
@@ -157,7 +150,7 @@ def start_kernel(kernel_name: str, ctx: NodeContext):
 
     Only the kernel process starts early; the notebook's cells run when the node runs.
     """
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
 
     km = KernelManager(kernel_name=kernel_name)
     km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"  # what nbclient drives

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from oscar_elyra import __version__
-from oscar_elyra.errors import ValidationError
-from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_name
+from oscar_elyra._paths import write_json_atomic
+from oscar_elyra.config import ENV_VARS, ClusterConfig
+from oscar_elyra.errors import NodeFailure, ValidationError
 from oscar_elyra.pipeline.executors import (
     NodeContext,
-    NodeFailure,
     _register_engine,
     collect_outputs,
     kernel_name_of,
@@ -35,8 +35,11 @@ from oscar_elyra.pipeline.executors import (
     start_kernel,
     stop_kernel,
 )
+from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_name
 from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
+from oscar_elyra.pipeline.report import write_report
 from oscar_elyra.pipeline.validation import first_error, resolve_parameters, validate_pipeline
+from oscar_elyra.redact import redact
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.html"
@@ -48,21 +51,6 @@ EventCallback = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _redact(text: str) -> str:
-    try:
-        from oscar_elyra.redact import redact
-    except ImportError:  # pragma: no cover - auth lands with teammate B
-        return text
-    return redact(text)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp name then rename (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -131,6 +119,7 @@ class _Run:
         workers: int,
         on_event: EventCallback | None,
         prewarm: bool = True,
+        cluster: ClusterConfig | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.record = record
@@ -139,6 +128,7 @@ class _Run:
         self.parameters = parameters
         self.workers = max(1, workers)
         self.on_event = on_event
+        self.cluster = cluster
         self.nodes = {n["id"]: n for n in record["nodes"]}
         self.contexts: dict[str, NodeContext] = {}
         #: kernels started ahead of time for notebook nodes (futures of KernelManagers)
@@ -148,7 +138,7 @@ class _Run:
 
     # -- bookkeeping (main thread only) ---------------------------------------------------
     def save(self) -> None:
-        write_json_atomic(self.run_dir / RUN_FILE, self.record)
+        write_json_atomic(self.run_dir / RUN_FILE, self.record, fsync=False)
 
     def event(self, kind: str, nid: str) -> None:
         self.save()
@@ -165,6 +155,10 @@ class _Run:
             if value is not None and render_value(value) != "":
                 env[name] = render_value(value)
         env.update(node.env)
+        if self.cluster is not None:  # the run's cluster, whatever the environment says
+            for name in ENV_VARS:
+                env.pop(name, None)
+            env.update(self.cluster.to_env())
         env["ELYRA_RUNTIME_ENV"] = "local"
         env["ELYRA_RUN_NAME"] = self.record["run_name"]
         return env
@@ -234,7 +228,7 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a node's failure must not stop the run
             artifacts, error = [], {"message": f"{type(exc).__name__}: {exc}"}
         if error:
-            error["message"] = _redact(str(error["message"]))
+            error["message"] = redact(str(error["message"]))
         return artifacts, error, time.monotonic() - t0, started
 
     # -- scheduling -----------------------------------------------------------------------
@@ -454,6 +448,7 @@ def run_pipeline(
     from_: list[str] | tuple[str, ...] = (),
     check_services: bool = False,
     client: Any = None,
+    cluster: ClusterConfig | None = None,
     on_event: EventCallback | None = None,
     prewarm: bool = True,
 ) -> RunResult:
@@ -463,6 +458,8 @@ def run_pipeline(
     ``resume``: a previous run directory; its failed and not-run nodes run again in it, with
     the same ``ELYRA_RUN_NAME``. ``only``/``from_``: node labels or ids. ``prewarm``: start
     the kernel of a notebook node while its parents still run (its cells wait for them).
+    ``cluster``: the OSCAR cluster every node talks to (passed in each node's environment,
+    never written to a file); None leaves the nodes to resolve their own.
     A failed node stops its descendants; other branches finish. ValidationError (nothing
     executed) when the pipeline or the arguments are invalid.
     """
@@ -546,7 +543,7 @@ def run_pipeline(
     if any(pipeline.nodes[n].kind == "notebook" for n in selected):
         _register_engine(papermill_module())  # import once, before node clocks start
 
-    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event, prewarm)
+    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event, prewarm, cluster)
     run.save()
     if on_event:
         on_event("start", {}, record)
@@ -560,7 +557,5 @@ def run_pipeline(
             record["status"] = "failed" if failed else "succeeded"
             record["ended"] = _now()
             run.save()
-        from oscar_elyra.pipeline.report import write_report
-
         write_report(rdir, record)
     return RunResult(run_dir=rdir, record=record)

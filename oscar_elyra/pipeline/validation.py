@@ -19,6 +19,7 @@ from typing import Any
 from oscar_elyra.errors import OscarError, ValidationError
 from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
 from oscar_elyra.pipeline.model import Pipeline, coerce_parameter
+from oscar_elyra.session import connect
 
 #: component inputs that name an OSCAR service
 SERVICE_INPUTS = ("service", "service_name")
@@ -261,9 +262,7 @@ def _check_services(pipeline: Pipeline, client: Any, err) -> None:
     if not used:
         return
     if client is None:
-        from oscar_elyra.client import OscarClient
-
-        client = OscarClient()
+        client = connect().client
     for service, labels in sorted(used.items()):
         try:
             client.get_service(service)
