@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from oscar_elyra.discovery import read_running
-from oscar_elyra.errors import ConfigError
+from oscar_elyra.errors import ConfigError, OscarError
 from oscar_elyra.redact import register_secret
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -62,8 +62,12 @@ ENV_VARS = (
 )
 
 
-def parse_bool(value: Any, name: str) -> bool:
-    """Strict boolean: true/1/yes/on or false/0/no/off (any case); anything else is an error."""
+def parse_bool(value: Any, name: str, *, error: type[OscarError] = ConfigError) -> bool:
+    """Strict boolean: true/1/yes/on or false/0/no/off (any case); anything else is an error.
+
+    The one boolean parser of the project (settings, pipeline parameters, query arguments);
+    ``error`` is the exception raised for anything else.
+    """
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -73,9 +77,7 @@ def parse_bool(value: Any, name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ConfigError(
-        f"{name}: {value!r} is not a boolean; use true/false (also 1/0, yes/no, on/off)"
-    )
+    raise error(f"{name}: {value!r} is not a boolean; use true/false (also 1/0, yes/no, on/off)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oscar_elyra.redact import redact
+from oscar_elyra.cli import exit_code
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig, resolve_cluster
 from oscar_elyra.errors import (
@@ -18,7 +18,9 @@ from oscar_elyra.errors import (
     NotFoundError,
     ServiceError,
     ValidationError,
+    is_bad_input,
 )
+from oscar_elyra.redact import redact
 
 ECHO_SCRIPT = (
     '#!/bin/sh\ncat "$INPUT_FILE_PATH"\necho "job-log-line $(basename $INPUT_FILE_PATH)" >&2\n'
@@ -103,7 +105,7 @@ def test_unknown_service_message(client, cluster):
         f"cluster 'local' ({cluster.endpoint.rstrip('/')}): service 'no-such-service' "
         "not found (404)"
     )
-    assert info.value.exit_code == 1
+    assert not is_bad_input(info.value) and exit_code(info.value) == 1
     with pytest.raises(NotFoundError, match="service 'no-such-service' not found"):
         client.post_run("no-such-service", b"{}")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from oscar_elyra.cli import exit_code
 from oscar_elyra.config import ClusterConfig, parse_bool, resolve_cluster
-from oscar_elyra.errors import ConfigError
+from oscar_elyra.errors import ConfigError, is_bad_input
 
 CLI_YAML = """\
 oscar:
@@ -103,7 +104,7 @@ def test_nothing_configured_error_names_variables_and_local_up(base_env):
         "missing.yaml",
     ):
         assert needle in msg
-    assert info.value.exit_code == 2
+    assert is_bad_input(info.value) and exit_code(info.value) == 2
 
 
 def test_env_configuration(base_env):

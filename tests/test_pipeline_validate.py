@@ -104,7 +104,7 @@ def test_param_types_and_unknown_names(good, monkeypatch):
     for args, fragment in [
         (["--param", "size=big"], "parameter 'size' is Integer, got 'big'"),
         (["--param", "size=1.5"], "parameter 'size' is Integer"),
-        (["--param", "flag=maybe"], "parameter 'flag' is Bool"),
+        (["--param", "flag=maybe"], "parameter 'flag' (Bool): 'maybe' is not a boolean"),
         (["--param", "colour=red"], "unknown parameter 'colour'"),
         (["--param", "size"], "is not NAME=VALUE"),
         (["--only", "zzz"], "no node 'zzz'"),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from oscar_elyra._paths import FILE_MODE, safe_join
+from oscar_elyra._paths import safe_join_fast as _safe_join_fast
 from oscar_elyra.errors import (
     AuthError,
     IntegrityError,
@@ -17,8 +19,6 @@ from oscar_elyra.errors import (
     UnsafePathError,
     ValidationError,
 )
-from oscar_elyra._paths import FILE_MODE, safe_join
-from oscar_elyra._paths import safe_join_fast as _safe_join_fast
 from oscar_elyra.storage import MiB, ObjectStore, parse_uri
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oscar_elyra.config import parse_bool
 from oscar_elyra.elyra import CATALOG_TYPE
 from oscar_elyra.errors import ValidationError
 
@@ -72,14 +73,7 @@ def coerce_parameter(name: str, ptype: str, value: Any) -> Any:
         except (TypeError, ValueError):
             raise bad from None
     if ptype == "Bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValidationError(f"parameter '{name}' is Bool, got {value!r}: use true or false")
+        return parse_bool(value, f"parameter '{name}' (Bool)", error=ValidationError)
     return str(value)
 
 
