@@ -11,23 +11,9 @@ import builtins
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+from oscar_elyra import errors as _errors  # stdlib only: cheap
 
-_ERRORS = (
-    "OscarError",
-    "ConfigError",
-    "ValidationError",
-    "ParameterError",
-    "UnsafePathError",
-    "AuthError",
-    "NotFoundError",
-    "ConflictError",
-    "ServiceError",
-    "TimeoutError",
-    "StorageError",
-    "IntegrityError",
-    "NodeFailure",
-)
+__version__ = "0.1.0"
 
 _LAZY = {
     "connect": "oscar_elyra.session",
@@ -46,7 +32,7 @@ _LAZY = {
     "BatchResult": "oscar_elyra.invoke",
     "Artifact": "oscar_elyra.artifacts",
     "Manifest": "oscar_elyra.artifacts",
-    **{name: "oscar_elyra.errors" for name in _ERRORS},
+    **{name: "oscar_elyra.errors" for name in _errors.__all__},
 }
 
 __all__ = sorted(name for name in _LAZY if not hasattr(builtins, name)) + ["__version__"]

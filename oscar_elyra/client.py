@@ -340,27 +340,20 @@ class OscarClient:
         clean = {k: v for k, v in svc.items() if not str(k).startswith("_")}
         return validate_service(clean)
 
-    def create_service(self, svc: dict) -> None:
-        """``POST /system/services`` (validated first; ConflictError if it exists)."""
+    def _send_service(self, method: str, what: str, svc: dict) -> dict:
         svc = self._prepare(svc)
         self._request(
-            "POST",
-            "/system/services",
-            what="creating service",
-            service=svc.get("name"),
-            json=svc,
+            method, "/system/services", what=what, service=svc.get("name"), json=svc
         ).close()
+        return svc
+
+    def create_service(self, svc: dict) -> None:
+        """``POST /system/services`` (validated first; ConflictError if it exists)."""
+        self._send_service("POST", "creating service", svc)
 
     def update_service(self, svc: dict) -> None:
         """``PUT /system/services`` (validated first; NotFoundError if it does not exist)."""
-        svc = self._prepare(svc)
-        self._request(
-            "PUT",
-            "/system/services",
-            what="updating service",
-            service=svc.get("name"),
-            json=svc,
-        ).close()
+        svc = self._send_service("PUT", "updating service", svc)
         self._forget_token(svc.get("name"))
 
     def apply_service(self, svc: dict) -> str:

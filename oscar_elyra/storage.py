@@ -487,21 +487,7 @@ class ObjectStore:
         meta = dict(metadata or {})
         meta[SHA256_META] = digest
         ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        result = self._call(
-            "upload to",
-            bucket,
-            key,
-            lambda: self._mc.put_object(
-                bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type=ctype,
-                metadata=meta,
-                part_size=self.part_size,
-                num_parallel_uploads=self.workers,
-            ),
-        )
+        result = self._put_object(bucket, key, io.BytesIO(data), len(data), ctype, meta)
         return ObjectInfo(
             uri=format_uri(bucket, key),
             bucket=bucket,
