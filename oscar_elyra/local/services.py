@@ -7,11 +7,11 @@ import secrets
 import threading
 from pathlib import Path
 
+from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.errors import ConflictError, NotFoundError
 from oscar_elyra.fdl import validate_service
-from oscar_elyra._paths import write_json_atomic
 
-__all__ = ["ServiceStore", "storage_paths"]
+__all__ = ["ServiceStore", "path_matches", "split_path", "storage_paths", "validated"]
 
 _LOCAL_PROVIDERS = {"minio", "minio.default"}
 
@@ -23,6 +23,30 @@ def storage_paths(svc: dict, field: str) -> list[dict]:
         for io in svc.get(field) or []
         if (io.get("storage_provider") or "minio.default") in _LOCAL_PROVIDERS
     ]
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """``"bucket/a/b/"`` -> ``("bucket", "a/b")``."""
+    bucket, _, prefix = path.partition("/")
+    return bucket, prefix.strip("/")
+
+
+def path_matches(name: str, io: dict) -> bool:
+    """Whether ``name`` (relative to ``io``'s path) passes its ``prefix``/``suffix`` filters."""
+    prefixes, suffixes = io.get("prefix") or [], io.get("suffix") or []
+    base = name.rsplit("/", 1)[-1]
+    if prefixes and not any(name.startswith(p) or base.startswith(p) for p in prefixes):
+        return False
+    if suffixes and not any(name.endswith(s) for s in suffixes):
+        return False
+    return True
+
+
+def validated(svc: dict) -> dict:
+    """``svc`` checked by :func:`~oscar_elyra.fdl.validate_service`, client-only keys dropped."""
+    svc = validate_service(svc)
+    svc.pop("_cluster_id", None)
+    return svc
 
 
 class ServiceStore:
@@ -57,8 +81,7 @@ class ServiceStore:
 
     def create(self, svc: dict) -> dict:
         """Validate and store a new service with a fresh token (64 hex chars)."""
-        svc = validate_service(svc)
-        svc.pop("_cluster_id", None)
+        svc = validated(svc)
         with self._lock:
             if svc["name"] in self._services:
                 raise ConflictError(f"a service named {svc['name']!r} already exists")
@@ -68,8 +91,7 @@ class ServiceStore:
 
     def update(self, svc: dict) -> tuple[dict, dict]:
         """Replace an existing service, keeping its token; returns (old, new)."""
-        svc = validate_service(svc)
-        svc.pop("_cluster_id", None)
+        svc = validated(svc)
         with self._lock:
             old = self._services.get(svc["name"])
             if old is None:

@@ -17,6 +17,7 @@ __all__ = ["DEFAULT_USER", "load_credentials"]
 
 DEFAULT_USER = "oscar"
 
+
 def load_credentials(data_dir: Path, create: bool = True) -> dict[str, str] | None:
     """Credentials of the cluster in ``data_dir``; generated (0600) on first use if ``create``."""
     path = Path(data_dir) / CREDENTIALS_FILE

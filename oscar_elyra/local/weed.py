@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import urllib3
+from minio import Minio
+
 from oscar_elyra.errors import ConfigError, StorageError
+from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
 
 __all__ = ["find_weed", "free_ports", "SeaweedFS"]
 
@@ -69,16 +72,6 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
-    """Ask Linux to SIGTERM the child when its parent dies (no orphans on a crash)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except Exception:
-        pass
-
-
 class SeaweedFS:
     """A running ``weed mini`` S3 server.
 
@@ -114,10 +107,8 @@ class SeaweedFS:
     def host(self) -> str | None:
         return f"127.0.0.1:{self.port}" if self.port else None
 
-    def minio(self, http_client=None):
+    def minio(self, http_client: urllib3.PoolManager | None = None) -> Minio:
         """A ``minio.Minio`` client for this server."""
-        from minio import Minio
-
         return Minio(
             self.host,
             self.access_key,
@@ -149,20 +140,14 @@ class SeaweedFS:
             env["AWS_ACCESS_KEY_ID"] = self.access_key
             env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(self.log_path, "ab")
-            try:
-                self.process = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.data_dir,
-                    start_new_session=self.new_session,
-                    preexec_fn=_set_pdeathsig,
-                )
-            finally:
-                log.close()
+            self.process = spawn(
+                args,
+                self.log_path,
+                new_session=self.new_session,
+                env=env,
+                cwd=self.data_dir,
+                preexec_fn=die_with_parent,
+            )
             self.port = ports[0]
             if self._wait_ready(timeout):
                 return self
@@ -171,9 +156,6 @@ class SeaweedFS:
         raise StorageError(f"SeaweedFS did not start (see {self.log_path}): {last}")
 
     def _wait_ready(self, timeout: float) -> bool:
-        import urllib3
-        from minio.error import S3Error
-
         quick = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)
         client = self.minio(http_client=quick)
         deadline = time.monotonic() + timeout
@@ -183,7 +165,7 @@ class SeaweedFS:
             try:
                 client.list_buckets()
                 return True
-            except (S3Error, Exception):
+            except Exception:  # not up yet (connection refused, S3 errors while starting)
                 time.sleep(0.15)
         return False
 
@@ -197,15 +179,8 @@ class SeaweedFS:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout`` s)."""
         proc, self.process = self.process, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if proc is not None:
+            stop_process(proc, timeout, group=self.new_session)
 
     def __enter__(self) -> SeaweedFS:
         return self.start()

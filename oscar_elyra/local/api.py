@@ -1,0 +1,494 @@
+"""The embedded cluster's OSCAR REST API: tornado handlers over the services, jobs and runner.
+
+``/system/*`` takes Basic auth with the cluster's user; ``/run/{svc}`` and ``/job/{svc}``
+take only the service's own token (``Authorization: Bearer``), checked before the body
+is read; bodies are streamed to disk. Errors answer with one line of plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import platform
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from oscar_elyra import __version__
+from oscar_elyra.config import parse_bool
+from oscar_elyra.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    OscarError,
+    ValidationError,
+)
+from oscar_elyra.local.jobs import JobManager
+from oscar_elyra.local.records import JobRecords
+from oscar_elyra.local.runner import TIMED_OUT, Runner, decode_body, event_file_name
+from oscar_elyra.local.services import ServiceStore, split_path, storage_paths, validated
+from oscar_elyra.local.weed import SeaweedFS
+from oscar_elyra.redact import register_secret
+
+__all__ = ["MAX_BODY", "SYNC_TIMEOUT", "Runtime", "make_app"]
+
+log = logging.getLogger("oscar_elyra.local")
+
+SYNC_TIMEOUT = 300.0
+MAX_BODY = 64 * 1024**3
+B64_CHUNK = 3 * (1 << 16)
+
+
+class Runtime:
+    """Everything the handlers share: credentials, S3, services, job records, runner, jobs.
+
+    Registers the service tokens with :func:`~oscar_elyra.redact.register_secret` so the
+    server's logs never show them.
+    """
+
+    def __init__(self, data_dir: Path, creds: dict, weed: SeaweedFS, max_jobs: int) -> None:
+        self.data_dir = data_dir
+        self.creds = creds
+        self.weed = weed
+        self.max_jobs = max_jobs
+        self.s3 = weed.minio()
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oscar-io")
+        self.services = ServiceStore(data_dir)
+        for svc in self.services.list():
+            register_secret(svc.get("token"))
+        self.records = JobRecords(data_dir)
+        self.runner = Runner(data_dir / "tmp", data_dir / "cache", self.s3, self.executor)
+        self.jobs = JobManager(self.records, self.services, self.runner, self.s3, max_jobs)
+
+    def ensure_buckets(self, svc: dict) -> None:
+        """Create the buckets of ``svc``'s input and output paths that do not exist yet."""
+        for field in ("input", "output"):
+            for io in storage_paths(svc, field):
+                bucket = split_path(io["path"])[0]
+                if not self.s3.bucket_exists(bucket):
+                    try:
+                        self.s3.make_bucket(bucket)
+                    except Exception as exc:  # created concurrently
+                        if not self.s3.bucket_exists(bucket):
+                            raise OscarError(f"cannot create bucket {bucket!r}: {exc}") from None
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log line without the query string (it may carry tokens)."""
+    status = handler.get_status()
+    req = handler.request
+    level = logging.INFO if status < 400 else logging.WARNING
+    logging.getLogger("tornado.access").log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        req.method,
+        req.path,
+        req.remote_ip,
+        1000.0 * req.request_time(),
+    )
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    @property
+    def rt(self) -> Runtime:
+        return self.application.settings["rt"]
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+
+    def fail(self, status: int, message: str) -> None:
+        """Answer ``status`` with a one-line plain-text ``message`` and stop."""
+        self.clear()
+        self.set_status(status)
+        if status == 401:
+            self.set_header("WWW-Authenticate", 'Basic realm="oscar"')
+        self.finish(message + "\n")
+        raise tornado.web.Finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{self._reason}\n")
+
+    def send_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"")
+        except (ValueError, UnicodeDecodeError):
+            self.fail(400, "request body is not valid JSON; send an OSCAR Service JSON object")
+
+    def check_basic(self) -> None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        ok = False
+        if scheme.lower() == "basic" and value:
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+                ok = hmac.compare_digest(
+                    user.encode(), self.rt.creds["user"].encode()
+                ) & hmac.compare_digest(password.encode(), self.rt.creds["password"].encode())
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                ok = False
+        if not ok:
+            self.fail(401, "unauthorized: use Basic auth with the cluster user and password")
+
+    def check_token(self, svc: dict) -> None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            self.fail(401, "unauthorized: use 'Authorization: Bearer <service token>'")
+        if not hmac.compare_digest(value.strip().encode(), svc["token"].encode()):
+            self.fail(401, "unauthorized: invalid service token")
+
+    def service(self, name: str) -> dict:
+        try:
+            return self.rt.services.get(name)
+        except NotFoundError:
+            self.fail(404, f"service {name!r} not found")
+
+    def service_body(self) -> dict:
+        """The request's Service JSON, validated (400 when it is not valid)."""
+        try:
+            return validated(self.json_body())
+        except ValidationError as exc:
+            self.fail(400, f"invalid service: {exc}")
+
+    def run_io(self, fn, *args):
+        return self.rt.runner.io(fn, *args)
+
+
+class HealthHandler(BaseHandler):
+    def get(self) -> None:
+        self.finish("Ok")
+
+
+class InfoHandler(BaseHandler):
+    def get(self) -> None:
+        self.check_basic()
+        self.send_json(
+            {
+                "version": f"embedded-{__version__}",
+                "git_commit": "",
+                "architecture": platform.machine(),
+                "kubernetes_version": "",
+                "serverless_backend": {"name": "oscar-elyra-embedded", "version": __version__},
+            }
+        )
+
+
+class ConfigHandler(BaseHandler):
+    def get(self) -> None:
+        self.check_basic()
+        self.send_json(
+            {
+                "config": {
+                    "name": "oscar",
+                    "namespace": "oscar",
+                    "services_namespace": "oscar-svc",
+                    "serverless_backend": "",
+                    "gpu_available": False,
+                    "interLink_available": False,
+                    "yunikorn_enable": False,
+                    "kueue_enable": False,
+                    "volume_enable": False,
+                    "minio_quota_enabled": False,
+                    "oidc_groups": [],
+                },
+                "minio_provider": {
+                    "endpoint": self.rt.weed.endpoint,
+                    "verify": False,
+                    "access_key": self.rt.creds["s3_access_key"],
+                    "secret_key": self.rt.creds["s3_secret_key"],
+                    "region": "us-east-1",
+                },
+                "allowed_image_repositories": [],
+            }
+        )
+
+
+class StatusHandler(BaseHandler):
+    async def get(self) -> None:
+        self.check_basic()
+
+        def minio_counts() -> tuple[int, int]:
+            buckets = self.rt.s3.list_buckets()
+            total = 0
+            for b in buckets:
+                total += sum(1 for _ in self.rt.s3.list_objects(b.name, recursive=True))
+            return len(buckets), total
+
+        try:
+            n_buckets, n_objects = await self.run_io(minio_counts)
+        except Exception:
+            n_buckets, n_objects = 0, 0
+        cores = os.cpu_count() or 1
+        try:
+            pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+            free = os.sysconf("SC_AVPHYS_PAGES") * page_size
+            mem = pages * page_size
+        except (ValueError, OSError):
+            mem = free = 0
+        counts = self.rt.records.counts()
+        self.send_json(
+            {
+                "cluster": {
+                    "nodes_count": 1,
+                    "metrics": {
+                        "cpu": {
+                            "total_free_cores": cores,
+                            "max_free_on_node_cores": cores,
+                            "total_schedulable_cores": cores,
+                            "total_schedulable_on_node_cores": cores,
+                        },
+                        "memory": {
+                            "total_free_bytes": free,
+                            "max_free_on_node_bytes": free,
+                            "total_schedulable_bytes": mem,
+                            "max_schedulable_on_node_bytes": mem,
+                        },
+                        "gpu": {"total_gpu": 0},
+                    },
+                    "nodes": [
+                        {
+                            "name": platform.node() or "localhost",
+                            "status": "Ready",
+                            "gpu": 0,
+                            "is_interlink": False,
+                            "cpu": {"capacity_cores": cores},
+                            "memory": {"capacity_bytes": mem},
+                        }
+                    ],
+                },
+                "oscar": {
+                    "ready": True,
+                    "deployment_name": "oscar-elyra-embedded",
+                    "jobs_count": sum(counts.values()),
+                    "pods": {"total": counts.get("Running", 0), "states": counts},
+                },
+                "minio": {"buckets_count": n_buckets, "total_objects": n_objects},
+            }
+        )
+
+
+class ServicesHandler(BaseHandler):
+    def get(self) -> None:
+        self.check_basic()
+        self.send_json(self.rt.services.list())
+
+    async def post(self) -> None:
+        self.check_basic()
+        svc = self.service_body()
+        if self.rt.services.exists(svc["name"]):
+            self.fail(409, f"a service named {svc['name']!r} already exists; use PUT to update")
+        await self.run_io(self.rt.ensure_buckets, svc)
+        await self.run_io(self.rt.jobs.baseline, svc)
+        try:
+            created = self.rt.services.create(svc)
+        except ConflictError as exc:
+            self.fail(409, str(exc))
+        register_secret(created["token"])
+        log.info("service %s created", svc["name"])
+        self.set_status(201)
+        self.finish("")
+
+    async def put(self) -> None:
+        self.check_basic()
+        svc = self.service_body()
+        try:
+            old = self.rt.services.get(svc["name"])
+        except NotFoundError:
+            self.fail(404, f"service {svc['name']!r} not found; use POST to create it")
+        await self.run_io(self.rt.ensure_buckets, svc)
+        old_paths = {io["path"] for io in storage_paths(old, "input")}
+        new_paths = [
+            io["path"] for io in storage_paths(svc, "input") if io["path"] not in old_paths
+        ]
+        if new_paths:
+            await self.run_io(self.rt.jobs.baseline, svc, new_paths)
+        try:
+            self.rt.services.update(svc)
+        except NotFoundError:
+            self.fail(404, f"service {svc['name']!r} not found; use POST to create it")
+        log.info("service %s updated", svc["name"])
+        self.set_status(204)
+        self.finish()
+
+
+class ServiceHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.check_basic()
+        self.send_json(self.service(name))
+
+    def delete(self, name: str) -> None:
+        self.check_basic()
+        try:
+            self.rt.services.delete(name)
+        except NotFoundError:
+            self.fail(404, f"service {name!r} not found")
+        self.rt.jobs.forget_service(name)
+        log.info("service %s deleted", name)
+        self.set_status(204)
+        self.finish()
+
+
+class LogsHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.check_basic()
+        self.service(name)
+        try:
+            self.send_json(self.rt.records.page(name, self.get_query_argument("page", None)))
+        except ValidationError as exc:
+            self.fail(400, str(exc))
+
+    def delete(self, name: str) -> None:
+        self.check_basic()
+        self.service(name)
+        try:
+            all_jobs = parse_bool(self.get_query_argument("all", "false"), "all")
+        except ConfigError:
+            all_jobs = False  # as OSCAR: an unreadable flag means false
+        self.rt.jobs.delete_jobs(name, all_jobs=all_jobs)
+        self.set_status(204)
+        self.finish()
+
+
+class JobLogHandler(BaseHandler):
+    def get(self, name: str, job: str) -> None:
+        self.check_basic()
+        self.service(name)
+        try:
+            text = self.rt.records.read_log(name, job)
+        except NotFoundError:
+            self.fail(404, f"job {job!r} of service {name!r} not found")
+        self.finish(text)
+
+    def delete(self, name: str, job: str) -> None:
+        self.check_basic()
+        self.service(name)
+        try:
+            self.rt.jobs.delete_job(name, job)
+        except NotFoundError:
+            self.fail(404, f"job {job!r} of service {name!r} not found")
+        self.set_status(204)
+        self.finish()
+
+
+class _StreamedBody(BaseHandler):
+    """Checks auth before the body arrives, then streams the body to a temp file."""
+
+    body_path: Path | None = None
+    _fh = None
+
+    def prepare(self) -> None:
+        name = self.path_kwargs.get("name") or self.path_args[0]
+        self.svc = self.service(name)
+        self.check_token(self.svc)
+        self.request.connection.set_max_body_size(MAX_BODY)
+        self.body_path = self.rt.runner.temp_file("body-")
+        self._fh = open(self.body_path, "wb")
+
+    def data_received(self, chunk: bytes) -> None:
+        self._fh.write(chunk)
+
+    def _close_body(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def on_finish(self) -> None:
+        self._close_body()
+        if self.body_path is not None:
+            self.body_path.unlink(missing_ok=True)
+
+    def on_connection_close(self) -> None:
+        self.on_finish()
+
+
+@tornado.web.stream_request_body
+class RunHandler(_StreamedBody):
+    """Sync ``/run``: the body is the input; the answer is the output (see the runner)."""
+
+    async def post(self, name: str) -> None:
+        self._close_body()
+        started = time.monotonic()
+        runner = self.rt.runner
+        async with runner.workspace(f"run-{name}-") as ws:
+            job_uuid = str(uuid.uuid4())
+            input_path = ws.input / event_file_name(job_uuid)
+            try:
+                await self.run_io(decode_body, self.body_path, input_path)
+            except ValidationError as exc:
+                self.fail(400, str(exc))
+            stdout = ws.root / "stdout"
+            rc = await runner.run(
+                self.svc,
+                ws,
+                input_path,
+                job_uuid,
+                stdout,
+                stderr=ws.root / "stderr",
+                timeout=SYNC_TIMEOUT,
+            )
+            log.info("run %s rc=%s in %.2fs", name, rc, time.monotonic() - started)
+            if rc == TIMED_OUT:
+                self.fail(504, f"service {name!r} did not answer within {SYNC_TIMEOUT:.0f} s")
+            payload, encode = await self.run_io(ws.sync_answer, stdout)
+            await self._stream(payload, encode)
+
+    async def _stream(self, path: Path, encode: bool) -> None:
+        self.set_status(200)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(B64_CHUNK):
+                self.write(base64.b64encode(chunk) if encode else chunk)
+                await self.flush()
+        self.finish()
+
+
+@tornado.web.stream_request_body
+class JobHandler(_StreamedBody):
+    async def post(self, name: str) -> None:
+        self._close_body()
+        decoded = self.rt.runner.temp_file("job-input-")
+        try:
+            await self.run_io(decode_body, self.body_path, decoded)
+        except ValidationError as exc:
+            decoded.unlink(missing_ok=True)
+            self.fail(400, str(exc))
+        rec = self.rt.jobs.submit_body(name, decoded)
+        log.info("job %s created by POST /job", rec["name"])
+        self.set_status(201)
+        self.finish("")
+
+
+def make_app(rt: Runtime) -> tornado.web.Application:
+    """The OSCAR REST API over ``rt``."""
+    name = r"(?P<name>[^/]+)"
+    return tornado.web.Application(
+        [
+            (r"/health/?", HealthHandler),
+            (r"/system/info/?", InfoHandler),
+            (r"/system/config/?", ConfigHandler),
+            (r"/system/status/?", StatusHandler),
+            (r"/system/services/?", ServicesHandler),
+            (rf"/system/services/{name}/?", ServiceHandler),
+            (rf"/system/logs/{name}/?", LogsHandler),
+            (rf"/system/logs/{name}/(?P<job>[^/]+)/?", JobLogHandler),
+            (rf"/run/{name}/?", RunHandler),
+            (rf"/job/{name}/?", JobHandler),
+        ],
+        rt=rt,
+        compress_response=False,
+        log_function=_log_request,
+    )
