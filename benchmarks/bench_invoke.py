@@ -23,6 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from oscar_elyra.invoke import map as run_map
+from oscar_elyra.invoke import submit, wait
+from oscar_elyra.local import LocalCluster
+from oscar_elyra.session import connect
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
@@ -35,10 +40,10 @@ def hwm():
 
 PROBE_ELYRA = """
 import json, sys, time
-from oscar_elyra.client import OscarClient
 from oscar_elyra.invoke import run
+from oscar_elyra.session import connect
 from pathlib import Path
-client = OscarClient()
+client = connect().client
 client.service_token(sys.argv[1])
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # peak RSS (VmHWM) reset to the current RSS: the baseline
@@ -101,8 +106,6 @@ def probe(python: str, code: str, service: str, src: Path, env: dict) -> dict:
 
 
 def p2(size_mb: int, work: Path) -> dict:
-    from oscar_elyra.local import LocalCluster
-
     print(f"\n== P2: peak RSS of a {size_mb} MB sync input ==", flush=True)
     opy = oscar_python_venv()
     src = work / "input.bin"
@@ -143,10 +146,6 @@ def p2(size_mb: int, work: Path) -> dict:
 
 
 def p3(n: int, k: int, t: float, concurrency: list[int], work: Path) -> dict:
-    from oscar_elyra.client import OscarClient
-    from oscar_elyra.config import resolve_cluster
-    from oscar_elyra.invoke import map as run_map
-
     print(f"\n== P3: map of {n} files, async, K={k} concurrent jobs of t={t} s ==", flush=True)
     src = work / "p3-in"
     src.mkdir(exist_ok=True)
@@ -166,12 +165,10 @@ def p3(n: int, k: int, t: float, concurrency: list[int], work: Path) -> dict:
                 "output": [{"storage_provider": "minio.default", "path": "bench-sleep/out"}],
             }
         )
-        client = OscarClient(
-            resolve_cluster(endpoint=c.endpoint, user=c.user, password=c.password, ssl_verify=False)
-        )
+        client = connect(
+            endpoint=c.endpoint, user=c.user, password=c.password, ssl_verify=False
+        ).client
         # the cluster's own floor: every input submitted at once, then waited for
-        from oscar_elyra.invoke import submit, wait
-
         t0 = time.perf_counter()
         jobs = submit("bench-sleep", sorted(src.iterdir()), client=client)
         wait(jobs, timeout=3600)
@@ -213,8 +210,6 @@ class LocalClusterK:
     """A LocalCluster with max_jobs=K (context manager)."""
 
     def __init__(self, data_dir: Path, k: int) -> None:
-        from oscar_elyra.local import LocalCluster
-
         self.c = LocalCluster(data_dir, max_jobs=k)
 
     def __enter__(self):

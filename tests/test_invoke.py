@@ -152,10 +152,10 @@ MEM_PROBE = textwrap.dedent(
     """\
     import hashlib, json, os, sys
     from pathlib import Path
-    from oscar_elyra.client import OscarClient
     from oscar_elyra.invoke import run
+    from oscar_elyra.session import connect
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
-    client = OscarClient()
+    client = connect().client
     client.service_token("c-cat")
     def hwm():
         with open("/proc/self/status") as fh:

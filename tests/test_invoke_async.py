@@ -8,8 +8,10 @@ import textwrap
 import pytest
 from PIL import Image
 
+import oscar_elyra.invoke
 from oscar_elyra.errors import ServiceError, TimeoutError, ValidationError
-from oscar_elyra.invoke import BatchResult, map, submit, wait
+from oscar_elyra.invoke import BatchResult, Job, Result, map, run, submit, wait
+from oscar_elyra.invoke.jobs import new_run_id
 from oscar_elyra.session import connect, store_for
 
 # echoes the input name (so the job log identifies the input), fails on "FAIL",
@@ -114,24 +116,77 @@ def test_submit_bad_input(client, store, tmp_path):
         submit("a-nosync", [tmp_path / "x"], client=client, store=store)
 
 
+def test_one_rule_for_async_services(client, store, tmp_path):
+    """submit and map check a service with the same rule: a MinIO input AND output path."""
+    no_output = _svc("a-noout", "true")
+    del no_output["output"]
+    client.apply_service(no_output)
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    with pytest.raises(ValidationError, match="no MinIO output path"):
+        submit("a-noout", [f], client=client, store=store)
+    with pytest.raises(ValidationError, match="no MinIO output path"):
+        map("a-noout", [f], client=client, store=store, progress=False)
+
+
+def test_submit_takes_a_fetched_definition(client, store, tmp_path, monkeypatch):
+    svc = client.get_service("a-echo")
+    monkeypatch.setattr(client, "get_service", lambda name: pytest.fail(f"{name} fetched again"))
+    f = tmp_path / "given.txt"
+    f.write_text("given")
+    # a label such as a pipeline run name becomes a key-safe run id (no '-', the separator)
+    jobs = submit("a-echo", [f], client=client, store=store, service_def=svc, run_id="my run-1/x")
+    assert jobs[0].run_id.startswith("my_run_1_x.")
+    wait(jobs, timeout=60)
+    assert jobs[0].status == "Succeeded" and len(jobs[0].outputs) == 1
+
+
+def test_new_run_id():
+    a, b = new_run_id(), new_run_id()
+    assert a != b and a.isalnum() and len(a) == 18
+    assert new_run_id("Run #3 - eval").startswith("Run__3___eval.")
+    assert len(new_run_id("x" * 300)) == 48 + 7
+
+
+def test_public_names():
+    """The package re-exports its API from sync, jobs and batch."""
+    assert sorted(oscar_elyra.invoke.__all__) == [
+        "BatchResult",
+        "Job",
+        "Result",
+        "map",
+        "run",
+        "submit",
+        "wait",
+    ]
+    assert all(hasattr(oscar_elyra.invoke, name) for name in oscar_elyra.invoke.__all__)
+    assert {Result.__module__, run.__module__} == {"oscar_elyra.invoke.sync"}
+    assert {Job.__module__, submit.__module__, wait.__module__} == {"oscar_elyra.invoke.jobs"}
+    assert {BatchResult.__module__, map.__module__} == {"oscar_elyra.invoke.batch"}
+
+
 def test_map_async_resume_after_partial_run(client, store, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(6):
         (src / f"f{i}.txt").write_text("FAIL" if i in (1, 4) else f"data {i}")
     out, record = tmp_path / "out", tmp_path / "records.json"
-    first = map(
-        "a-echo",
-        src,
-        concurrency=3,
-        retries=1,
-        output_dir=out,
-        record_file=record,
-        client=client,
-        store=store,
-        timeout=60,
-        progress=False,
-    )
+
+    def run_map(**kw):
+        return map(
+            "a-echo",
+            src,
+            concurrency=3,
+            output_dir=out,
+            record_file=record,
+            client=client,
+            store=store,
+            timeout=60,
+            progress=False,
+            **kw,
+        )
+
+    first = run_map(retries=1)
     assert isinstance(first, BatchResult) and not first.ok
     by_name = {r["input"].rsplit("/", 1)[-1]: r for r in first}
     assert [by_name[f"f{i}.txt"]["status"] for i in range(6)] == [
@@ -154,17 +209,7 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
     for i in (1, 4):
         (src / f"f{i}.txt").write_text(f"fixed {i}")
     jobs_before = len(client.list_jobs("a-echo"))
-    second = map(
-        "a-echo",
-        src,
-        concurrency=3,
-        output_dir=out,
-        record_file=record,
-        client=client,
-        store=store,
-        timeout=60,
-        progress=False,
-    )
+    second = run_map()
     assert second.ok and second.counts() == {"skipped": 4, "ok": 2}
     assert (out / "f4.out").read_text().strip() == "FIXED 4"
     assert len(client.list_jobs("a-echo")) == jobs_before + 2
