@@ -19,6 +19,7 @@ from typing import Any
 from oscar_elyra.config import parse_bool
 from oscar_elyra.elyra import CATALOG_TYPE
 from oscar_elyra.errors import ValidationError
+from oscar_elyra.pipeline.schema import check_document, check_runtime
 
 NOTEBOOK_OP = "execute-notebook-node"
 PYTHON_OP = "execute-python-node"
@@ -392,6 +393,7 @@ def parse_pipeline(doc: Any, path: Path) -> Pipeline:
         raise ValidationError(
             f"{src} is not an Elyra pipeline (a JSON object with doc_type 'pipeline')"
         )
+    check_document(doc, src)
     pipelines = doc.get("pipelines")
     if not isinstance(pipelines, list) or not pipelines:
         raise ValidationError(f"{src} has no 'pipelines' list: is it an Elyra .pipeline file?")
@@ -481,6 +483,7 @@ def parse_pipeline(doc: Any, path: Path) -> Pipeline:
             if parent not in nodes:
                 problems.append((node.id, f"is linked to a node '{parent}' that does not exist"))
     name = path.stem
+    check_runtime(str(props.get("runtime") or ""), str(app.get("runtime_type") or ""), src)
     return Pipeline(
         path=path,
         name=name,
@@ -504,6 +507,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise ValidationError(f"{p.name} is not a text file: is it a .pipeline file?") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise ValidationError(f"{p.name} is nested too deeply to be a .pipeline file") from None
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"{p.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "

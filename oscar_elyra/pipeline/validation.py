@@ -12,9 +12,13 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+import nbformat
 
 from oscar_elyra.errors import OscarError, ValidationError
 from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
@@ -172,6 +176,26 @@ def validate_pipeline(
     return issues
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SUFFIXES = {"notebook": (".ipynb",), "python": (".py",), "r": (".r", ".R")}
+
+
+def _file_problem(path: Path, kind: str) -> str | None:
+    """Why the runner could not run ``path`` as a ``kind`` node (None when it can)."""
+    if path.suffix not in _SUFFIXES.get(kind, (path.suffix,)):
+        return f"is not a {kind} file (expected {' or '.join(_SUFFIXES[kind])})"
+    try:
+        if kind != "notebook":
+            path.read_text(encoding="utf-8")
+            return None
+        nbformat.validate(nbformat.read(path, as_version=4))
+    except (OSError, UnicodeDecodeError):
+        return "is not a readable text file"
+    except (ValueError, KeyError, AttributeError, RecursionError, nbformat.ValidationError):
+        return "is not a valid notebook: open and save it in JupyterLab"
+    return None
+
+
 def _check_generic(pipeline: Pipeline, node, err, warn) -> None:
     if not node.filename:
         err(f"node '{node.display}' has no file: set its 'filename' property", node)
@@ -187,9 +211,18 @@ def _check_generic(pipeline: Pipeline, node, err, warn) -> None:
                 err(f"node '{node.display}': dependency '{dep}' matches no file", node)
         elif not dep_path.exists():
             err(f"node '{node.display}': dependency '{dep}' not found ({dep_path})", node)
+    problem = _file_problem(path, node.kind)
+    if problem:
+        err(f"node '{node.display}': file '{node.filename}' {problem}", node)
     for name in node.env_names:
-        if " " in name:
-            err(f"node '{node.display}': environment variable '{name}' contains a space", node)
+        if not _ENV_NAME.fullmatch(name):
+            err(
+                f"node '{node.display}': environment variable name {name!r} is not valid "
+                "(letters, digits and '_', not starting with a digit)",
+                node,
+            )
+        elif "\x00" in node.env.get(name, ""):
+            err(f"node '{node.display}': environment variable '{name}' contains a NUL", node)
         elif name not in node.env and name not in os.environ:
             warn(
                 f"node '{node.display}': environment variable '{name}' has no value in the "
