@@ -1,4 +1,4 @@
-# Image of the OSCAR palette components (components/*.yaml run `python -m oscar_elyra.components.<name>`).
+# Image of the OSCAR palette components (components/*.yaml run `python -m oscar_elyra.palette.<name>`).
 #
 # The image tag is defined once, in oscar_elyra.elyra.COMPONENT_IMAGE (derived from the package
 # version); every component YAML names exactly that tag (tests/test_components.py checks it).
@@ -21,4 +21,4 @@ RUN touch README.md \
 # OSCAR_ENDPOINT, OSCAR_USER, OSCAR_PASSWORD or OSCAR_TOKEN, OSCAR_SSL_VERIFY.
 USER 1000
 WORKDIR /home/oscar
-CMD ["python", "-m", "oscar_elyra.components"]
+CMD ["python", "-m", "oscar_elyra.palette"]

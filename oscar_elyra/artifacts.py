@@ -18,16 +18,36 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from oscar_elyra._paths import safe_join, sha256_file
+from oscar_elyra._paths import safe_join, sha256_file, slug, write_json_atomic
 from oscar_elyra.errors import IntegrityError, ValidationError
 from oscar_elyra.session import connect
+
+__all__ = [
+    "INTERACTIVE_RUN",
+    "MANIFEST_KIND",
+    "MANIFEST_SUFFIX",
+    "MANIFEST_VERSION",
+    "RUNS_DIR",
+    "Artifact",
+    "Manifest",
+    "check_node_name",
+    "fetch",
+    "inputs",
+    "local_dir",
+    "manifest_path",
+    "manifests",
+    "publish",
+    "read_manifest",
+    "run_name",
+    "runtime_env",
+    "write_manifest",
+]
 
 #: folder (relative to the node's working directory) holding manifests and local outputs
 RUNS_DIR = "runs"
@@ -160,23 +180,13 @@ def manifest_path(node: str, directory: str | os.PathLike[str] | None = None) ->
 def local_dir(node: str, directory: str | os.PathLike[str] | None = None) -> Path:
     """Folder for a node's local files in this run: ``<directory>/runs/<run>/<node>``."""
     base = Path(directory) if directory is not None else Path.cwd()
-    run = re.sub(r"[^A-Za-z0-9._-]", "_", run_name())
-    return base / RUNS_DIR / run / check_node_name(node)
+    return base / RUNS_DIR / slug(run_name()) / check_node_name(node)
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     """Write ``manifest`` as JSON atomically (temp file then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest.to_dict(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, manifest.to_dict())
     return path
 
 

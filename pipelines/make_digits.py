@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from oscar_elyra.ops import sample_digits
+from oscar_elyra.examples.digits import sample_digits
 
 
 def main() -> None:

@@ -7,9 +7,12 @@ import uuid
 
 import pytest
 
-from oscar_elyra import artifacts
+from oscar_elyra import artifacts, nodes
+from oscar_elyra._paths import sha256_file
 from oscar_elyra.artifacts import Artifact, inputs, manifest_path, publish, read_manifest
 from oscar_elyra.errors import IntegrityError, ValidationError
+from oscar_elyra.examples.digits import sample_digits
+from oscar_elyra.session import connect
 
 
 def _art(name: str, node: str = "x") -> Artifact:
@@ -77,15 +80,13 @@ def test_outside_pipeline_run_name_and_local_dir(monkeypatch, tmp_path):
 
 
 def test_fetch_checks_checksums_and_manifest_has_no_secrets(cluster, run):
-    from oscar_elyra import ops
-
-    store = ops.get_store(client=_client(cluster))
+    store = connect(client=_client(cluster)).store
     src = run / "in"
     src.mkdir()
     (src / "one.txt").write_text("hello")
     (src / "two.bin").write_bytes(bytes(range(256)) * 40)
     dest = f"s3://artifacts-test/{uuid.uuid4().hex}/"
-    arts = ops.upload(src, destination=dest, store=store)
+    arts = nodes.upload(src, destination=dest, store=store)
     path = publish(arts, "upload")
     text = path.read_text()
     assert cluster.password not in text and cluster.s3_secret_key not in text
@@ -95,7 +96,7 @@ def test_fetch_checks_checksums_and_manifest_has_no_secrets(cluster, run):
         (src / "one.txt").read_bytes(),
         (src / "two.bin").read_bytes(),
     ]
-    assert [artifacts.sha256_file(p) for p in files] == [a.sha256 for a in got]
+    assert [sha256_file(p) for p in files] == [a.sha256 for a in got]
     tampered = Artifact.from_dict({**got[0].to_dict(), "sha256": "f" * 64})
     with pytest.raises(IntegrityError, match="sha256 differs"):
         artifacts.fetch([tampered], run / "bad", store=store)
@@ -122,20 +123,18 @@ def _client(cluster):
 
 
 def test_sync_results_keep_nested_names_and_same_stems_apart(cluster, run):
-    from oscar_elyra import ops
-
     client = _client(cluster)
-    store = ops.get_store(client=client)
+    store = connect(client=client).store
     for sub in ("x", "y"):
-        ops.sample_digits(run / "in" / sub, 1)
+        sample_digits(run / "in" / sub, 1)
     dest = f"s3://artifacts-test/{uuid.uuid4().hex}/"
-    uploaded = ops.upload(run / "in", destination=dest, store=store)
+    uploaded = nodes.upload(run / "in", destination=dest, store=store)
     assert sorted(a.name for a in uploaded) == ["x/digit-0-0000.png", "y/digit-0-0000.png"]
-    results = ops.invoke_sync("grayify", uploaded, node="gray", client=client, store=store)
+    results = nodes.invoke_sync("grayify", uploaded, node="gray", client=client, store=store)
     assert sorted(a.name for a in results) == ["x/digit-0-0000.png", "y/digit-0-0000.png"]
     files = artifacts.fetch(results, run / "out", store=store)
     assert all(p.is_file() for p in files)
-    local = ops.invoke_sync(
+    local = nodes.invoke_sync(
         "grayify", [run / "in" / "x" / "digit-0-0000.png", run / "in" / "y" / "digit-0-0000.png"],
         node="gray2", client=client, store=store,
     )  # fmt: skip

@@ -98,8 +98,11 @@ def test_yaml_commands_match_entry_points_and_image():
         container = spec["implementation"]["container"]
         assert container["image"] == COMPONENT_IMAGE
         command = container["command"]
-        assert command[:2] == ["python", "-m"] and command[2].startswith("oscar_elyra.components.")
+        assert command[:2] == ["python", "-m"] and command[2].startswith("oscar_elyra.palette.")
         module = importlib.import_module(command[2])
+        # the old module path stays an alias (component YAML, exported KFP pipelines)
+        alias = importlib.import_module(command[2].replace(".palette.", ".components."))
+        assert (alias.build, alias.work, alias.main) == (module.build, module.work, module.main)
         parser: argparse.ArgumentParser = module.build()
         flags = {a.option_strings[0] for a in parser._actions if a.option_strings[0] != "-h"}
         yaml_flags = {a for a in container["args"] if isinstance(a, str) and a.startswith("--")}

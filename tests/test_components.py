@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oscar_elyra.artifacts import read_manifest, sha256_file
+from oscar_elyra._paths import sha256_file
+from oscar_elyra.artifacts import read_manifest
 from oscar_elyra.elyra import components_dir
+from oscar_elyra.palette import COMPONENTS
 
 
 def command_line(component: str, values: dict, paths: dict) -> list[str]:
@@ -42,6 +44,24 @@ def run_component(component, values, paths, env, cwd) -> subprocess.CompletedPro
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("package", ["oscar_elyra.palette", "oscar_elyra.components"])
+def test_entry_points_and_their_alias_run_with_python_m(package):
+    for name, yaml_file in COMPONENTS.items():
+        done = subprocess.run(
+            [sys.executable, "-m", f"{package}.{name}", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"usage: python -m oscar_elyra.palette.{name}" in done.stdout
+        assert yaml_file in done.stdout  # the module docstring names its YAML
+    listing = subprocess.run(
+        [sys.executable, "-m", package], capture_output=True, text=True, timeout=60
+    )
+    assert listing.returncode == 0 and all(f in listing.stdout for f in COMPONENTS.values())
 
 
 @pytest.fixture()

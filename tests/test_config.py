@@ -45,7 +45,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 def _fake_running_local(data_dir: Path, endpoint: str, password: str) -> None:
     """The state files `oscar-elyra local up` writes, recording this (live) process."""
-    from oscar_elyra.local.state import write_json_atomic
+    from oscar_elyra._paths import write_json_atomic
 
     write_json_atomic(
         data_dir / "credentials.json",

@@ -12,6 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from oscar_elyra import nodes
+from oscar_elyra.errors import ParameterError
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 REQUIRED = {
@@ -143,31 +146,30 @@ def test_missing_or_wrong_variable_is_one_line(name, env, message, tmp_path, mon
 
 
 def test_parameter_helpers_name_the_variable(tmp_path, monkeypatch):
-    from oscar_elyra import ops
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "b.png").write_bytes(b"b")
     (tmp_path / "d" / "a.png").write_bytes(b"a")
     (tmp_path / "c.txt").write_text("c")
     # folders expand to their files, sorted; paths stay relative to the working directory
-    assert ops.local_files("INPUT_FILES", "d, c.txt") == [
+    assert nodes.local_files("INPUT_FILES", "d, c.txt") == [
         Path("d/a.png"),
         Path("d/b.png"),
         Path("c.txt"),
     ]
     cases = [
-        (lambda: ops.require("SERVICE", "  ", "a service name"), "SERVICE is not set: expected"),
-        (lambda: ops.as_int("TIMEOUT", "0", minimum=1), "TIMEOUT=0 is too small"),
-        (lambda: ops.as_node("NODE_NAME", "a/b"), "NODE_NAME='a/b' is not a valid node name"),
-        (lambda: ops.local_files("INPUT_FILES", "nope.png"), "INPUT_FILES='nope.png': no such"),
-        (lambda: ops.check_source("FDL_FILE", "d", want_file=True), "FDL_FILE='d': no such file"),
+        (lambda: nodes.require("SERVICE", "  ", "a service name"), "SERVICE is not set: expected"),
+        (lambda: nodes.as_int("TIMEOUT", "0", minimum=1), "TIMEOUT=0 is too small"),
+        (lambda: nodes.as_node("NODE_NAME", "a/b"), "NODE_NAME='a/b' is not a valid node name"),
+        (lambda: nodes.local_files("INPUT_FILES", "nope.png"), "INPUT_FILES='nope.png': no such"),
+        (lambda: nodes.check_source("FDL_FILE", "d", want_file=True), "FDL_FILE='d': no such file"),
     ]
     for call, message in cases:
-        with pytest.raises(ops.ParameterError) as info:
+        with pytest.raises(ParameterError) as info:
             call()
         assert message in str(info.value) and "\n" not in str(info.value)
-    assert ops.as_int("TIMEOUT", "", default=300) == 300
+    assert nodes.as_int("TIMEOUT", "", default=300) == 300
+    assert nodes.ParameterError is ParameterError  # re-exported where the helpers are
 
 
 def test_library_error_is_one_line_too(cluster, tmp_path, monkeypatch):

@@ -422,5 +422,5 @@ def test_kfp_pipeline_exports_with_elyra(elyra_env, tmp_path):
     assert export.returncode == 0, export.stdout + export.stderr
     compiled = out.read_text()
     for module in ("upload", "invoke_sync", "invoke_async", "download"):
-        assert f"oscar_elyra.components.{module}" in compiled
+        assert f"oscar_elyra.palette.{module}" in compiled
     assert "inputs.artifacts['input_manifest'].path" in compiled.replace("''", "'")

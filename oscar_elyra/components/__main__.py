@@ -1,8 +1,8 @@
-"""``python -m oscar_elyra.components``: list the component entry points."""
+"""``python -m oscar_elyra.components``: alias of ``python -m oscar_elyra.palette``."""
 
-from oscar_elyra.components import COMPONENTS
+from __future__ import annotations
+
+from oscar_elyra.palette.__main__ import main
 
 if __name__ == "__main__":
-    print("OSCAR palette components (run one with: python -m oscar_elyra.components.<name> -h):")
-    for name, yaml_file in COMPONENTS.items():
-        print(f"  {name:<16} {yaml_file}")
+    raise SystemExit(main())

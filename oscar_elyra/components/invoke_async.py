@@ -1,32 +1,9 @@
-"""Component ``oscar_invoke_async.yaml``: one bucket-triggered job per input artifact."""
+"""Alias of :mod:`oscar_elyra.palette.invoke_async` (for older component YAML, KFP pipelines)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from oscar_elyra import ops
-from oscar_elyra.artifacts import publish, read_manifest
-from oscar_elyra.components._common import main, parser
-
-
-def build() -> argparse.ArgumentParser:
-    p = parser("invoke_async", __doc__)
-    p.add_argument("--service", required=True, help="OSCAR service name")
-    p.add_argument("--input-manifest", required=True, help="manifest of the input artifacts")
-    p.add_argument("--timeout", default="600", help="seconds to wait for all the jobs")
-    p.add_argument("--output-manifest", required=True, help="where to write the manifest")
-    return p
-
-
-def work(args: argparse.Namespace) -> str:
-    service = ops.require("service", args.service, "the name of an OSCAR service")
-    timeout = ops.as_int("timeout", args.timeout, minimum=1, default=600)
-    inputs = read_manifest(args.input_manifest).artifacts
-    arts = ops.invoke_async(service, inputs, timeout=timeout)
-    publish(arts, service, service=service, path=args.output_manifest)
-    return f"{service}: {len(inputs)} job(s), {len(arts)} output(s)"
-
+from oscar_elyra.palette.invoke_async import *  # noqa: F403
+from oscar_elyra.palette.invoke_async import main
 
 if __name__ == "__main__":
-    sys.exit(main(build, work))
+    raise SystemExit(main())

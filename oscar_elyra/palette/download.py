@@ -1,0 +1,35 @@
+"""Component ``oscar_download.yaml``: download artifacts to a local folder (sha256 checked)."""
+
+from __future__ import annotations
+
+import argparse
+
+from oscar_elyra import nodes
+from oscar_elyra.artifacts import publish, read_manifest
+from oscar_elyra.palette._common import entry_point, parser
+
+__all__ = ["build", "main", "work"]
+
+
+def build() -> argparse.ArgumentParser:
+    """The command line the component YAML passes."""
+    p = parser("download", __doc__)
+    p.add_argument("--input-manifest", required=True, help="manifest of the artifacts")
+    p.add_argument("--destination", required=True, help="local folder to download into")
+    p.add_argument("--output-manifest", required=True, help="where to write the manifest")
+    return p
+
+
+def work(args: argparse.Namespace) -> str:
+    """Download and write the manifest; returns a one-line summary."""
+    dest = nodes.require("destination", args.destination, "a local folder to download into")
+    arts = nodes.download(read_manifest(args.input_manifest).artifacts, dest)
+    publish(arts, "download", path=args.output_manifest)
+    return f"downloaded {len(arts)} file(s) to {dest}"
+
+
+main = entry_point(build, work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
