@@ -627,6 +627,14 @@ class ObjectStore:
         resp = self._call("download", bucket, key, lambda: self._mc.get_object(bucket, key))
         return _Body(resp)
 
+    def sha256(self, uri: str) -> str:
+        """Hex sha256 of an object's content, streamed (for objects stored without one)."""
+        digest = hashlib.sha256()
+        with self.open(uri) as body:
+            for chunk in body.iter_chunks():
+                digest.update(chunk)
+        return digest.hexdigest()
+
     def get_bytes(self, uri: str) -> bytes:
         """The whole object in memory (size and sha256 checked)."""
         info = self.stat(uri)

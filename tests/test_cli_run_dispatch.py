@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oscar_elyra.commands.data import run_service
-from oscar_elyra.commands.pipeline import run_pipeline
+from oscar_elyra.commands.pipeline import run_file
 from oscar_elyra.commands.run import run
 
 
@@ -15,9 +15,9 @@ from oscar_elyra.commands.run import run
         (["cowsay", "-i", "hi"], run_service),
         (["cowsay", "-i", "my.pipeline"], run_service),
         (["cowsay", "--output", "x.pipeline", "-i", "hi"], run_service),
-        (["p/x.pipeline"], run_pipeline),
-        (["--resume", "runs/x-1", "p/x.pipeline"], run_pipeline),
-        (["-w", "2", "p/x.pipeline", "--only", "a"], run_pipeline),
+        (["p/x.pipeline"], run_file),
+        (["--resume", "runs/x-1", "p/x.pipeline"], run_file),
+        (["-w", "2", "p/x.pipeline", "--only", "a"], run_file),
     ],
 )
 def test_dispatch(args, target):

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.pipeline.describe import describe_pipeline, format_description
 from oscar_elyra.pipeline.model import load_pipeline
-from oscar_elyra.pipeline.runner import run_pipeline as _run
+from oscar_elyra.pipeline.runner import run_pipeline
 from oscar_elyra.pipeline.validation import (
     parse_param_options,
     resolve_parameters,
@@ -123,7 +123,7 @@ class _Progress:
 @click.option("-q", "--quiet", "quiet_local", is_flag=True, help="No progress output (CI).")
 @pass_state
 @click.pass_context
-def run_pipeline(
+def run_file(
     ctx: click.Context,
     state: CliState,
     pipeline: str,
@@ -149,7 +149,7 @@ def run_pipeline(
     cluster = state.cluster_config(required=check_services)
     client = state.client() if check_services else None
     try:
-        result = _run(
+        result = run_pipeline(
             pipeline,
             params=parse_param_options(params),
             workers=workers,

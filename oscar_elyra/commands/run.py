@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from oscar_elyra.commands.data import run_service
-from oscar_elyra.commands.pipeline import run_pipeline
+from oscar_elyra.commands.pipeline import run_file
 
 
 class _RunDispatch(click.Command):
@@ -18,7 +18,7 @@ class _RunDispatch(click.Command):
         values = {"-i", "--input", "-f", "--file", "-o", "--output", "--timeout"}
         words = [a for i, a in enumerate(args) if i == 0 or args[i - 1] not in values]
         if any(a.endswith(".pipeline") and not a.startswith("-") for a in words):
-            return run_pipeline
+            return run_file
 
         return run_service
 

@@ -9,7 +9,6 @@ config), never from node parameters.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mimetypes
 import os
@@ -76,11 +75,7 @@ def _artifact(store: ObjectStore, info: Any, **provenance: Any) -> Artifact:
         info = store.stat(info.uri)
     art = Artifact.from_object(info, **provenance)
     if not art.sha256:
-        digest = hashlib.sha256()
-        with store.open(art.uri) as body:
-            while chunk := body.read(1 << 20):
-                digest.update(chunk)
-        art.sha256 = digest.hexdigest()
+        art.sha256 = store.sha256(art.uri)
     return art
 
 
