@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +23,33 @@ from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.weed import SeaweedFS
+
+
+def pytest_configure(config):
+    """The whole run (xdist workers and every child process) uses a private temp folder."""
+    if hasattr(config, "workerinput"):
+        return  # a worker: it inherited TMPDIR from the controller
+    tmp = tempfile.mkdtemp(prefix="oscar-elyra-tests-")
+    config._oscar_tmp = tmp
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = None  # recompute from TMPDIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if anything the suite started left files in the temp folder."""
+    tmp = getattr(session.config, "_oscar_tmp", None)
+    if tmp is None:
+        return
+    left = sorted(p.name for p in Path(tmp).iterdir() if not p.name.startswith("pytest-of-"))
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        if reporter is not None:
+            reporter.write_line(
+                f"FAILED: the suite left files in the temp folder: {shown}", red=True
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

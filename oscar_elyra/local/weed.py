@@ -95,6 +95,7 @@ class SeaweedFS:
         self.new_session = new_session
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
+        self._ports: list[int] = []
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, access_key={self.access_key!r})"
@@ -125,6 +126,7 @@ class SeaweedFS:
         last = ""
         for _ in range(attempts):
             ports = free_ports(len(_PORT_FLAGS))
+            self._ports = ports
             args = [
                 weed,
                 "mini",
@@ -139,6 +141,10 @@ class SeaweedFS:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env["AWS_ACCESS_KEY_ID"] = self.access_key
             env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
+            # its sockets and glog files go to $TMPDIR: keep them in the data dir, not /tmp
+            tmp = self.data_dir / "tmp"
+            tmp.mkdir(exist_ok=True)
+            env["TMPDIR"] = str(tmp)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self.process = spawn(
                 args,
@@ -181,6 +187,14 @@ class SeaweedFS:
         proc, self.process = self.process, None
         if proc is not None:
             stop_process(proc, timeout, group=self.new_session)
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """Remove the unix sockets ``weed mini`` leaves in /tmp (their paths are hard-coded)."""
+        for port in self._ports:
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+        self._ports = []
 
     def __enter__(self) -> SeaweedFS:
         return self.start()
