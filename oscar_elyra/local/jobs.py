@@ -171,6 +171,13 @@ class JobManager:
         self.queue.put_nowait((svc, rec["name"]))
         return rec
 
+    def submit_object(self, svc: str, bucket: str, key: str, size: int = 0) -> dict:
+        """Queue a job whose input is object ``bucket/key`` (a storage event on ``POST /job``)."""
+        rec = self.records.new(svc, source="bucket", bucket=bucket, key=key, size=size, via="post")
+        self.queue.put_nowait((svc, rec["name"]))
+        self._last_activity = time.monotonic()
+        return rec
+
     # ---------------------------------------------------------------- execution
     async def _worker(self) -> None:
         me = asyncio.current_task()
