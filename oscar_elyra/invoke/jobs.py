@@ -75,6 +75,27 @@ def _minio_paths(service_def: dict, field_name: str) -> list[str]:
     return out
 
 
+def async_provider(service: str, service_def: dict) -> str:
+    """The one S3/MinIO storage provider of ``service``'s async input and output paths.
+
+    Paths on different providers cannot be followed with one store: a
+    :class:`ValidationError` says so (they are never looked for in the cluster's MinIO).
+    """
+    found = {
+        str(io.get("storage_provider") or "minio.default")
+        for name in ("input", "output")
+        for io in service_def.get(name) or []
+        if str(io.get("storage_provider") or "minio").split(".", 1)[0] in ("minio", "s3")
+    }
+    found = {"minio.default" if p == "minio" else p for p in found}
+    if len(found) > 1:
+        raise ValidationError(
+            f"service {service!r}: its input and output paths are on different storage "
+            f"providers ({', '.join(sorted(found))}); this client follows jobs on one provider"
+        )
+    return found.pop() if found else "minio.default"
+
+
 def async_paths(service: str, service_def: dict) -> tuple[str, list[str]]:
     """(input path, output paths) of ``service`` from its definition ``service_def``.
 
@@ -296,9 +317,15 @@ def submit(
     cl = session.client
     svc = service_def if service_def is not None else cl.get_service(service)
     in_path, out_paths = async_paths(service, svc)
+    provider = async_provider(service, svc)
     if via == "job":
+        if provider != "minio.default":
+            raise ValidationError(
+                f"service {service!r}: via='job' stages inputs in the cluster's MinIO, but its "
+                f"paths are on {provider!r}; use via='bucket'"
+            )
         in_path = _staging_path(service, in_path)
-    st = session.store
+    st = session.store_of(service, svc, provider)
     jobs = _plan(service, paths, in_path, out_paths, new_run_id(run_id), 1, cl, st)
     bad = next((e for e in _upload(jobs, st) if e is not None), None)
     if bad is not None:
