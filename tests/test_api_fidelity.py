@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from minio import Minio
 from PIL import Image
+from test_local_api import api, s3
 
 import oscar_elyra as oe
 from oscar_elyra import artifacts
@@ -27,17 +27,6 @@ from oscar_elyra.local import LocalCluster
 TIMEOUT = 30
 SERVICES = {"type": "array", "items": {"$ref": "#/definitions/types.Service"}}
 BUCKETS = {"type": "array", "items": {"$ref": "#/definitions/utils.MinIOBucket"}}
-
-
-def api(cluster, method, path, auth="basic", **kw):
-    if auth == "basic":
-        auth = (cluster.user, cluster.password)
-    return requests.request(method, cluster.endpoint + path, auth=auth, timeout=TIMEOUT, **kw)
-
-
-def s3(cluster) -> Minio:
-    host = cluster.s3_endpoint.split("://", 1)[1]
-    return Minio(host, cluster.s3_access_key, cluster.s3_secret_key, secure=False)
 
 
 def put(cluster, bucket: str, key: str, data: bytes) -> None:

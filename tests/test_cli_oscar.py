@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
+import test_cli_data
 import yaml
-from click.testing import CliRunner
-from minio import Minio
 from PIL import Image
+from test_cli_data import cli
+from test_local_api import s3
 
-from oscar_elyra.cli import main
-
-
-@pytest.fixture(scope="module")
-def env(cluster, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("cli-oscar")
-    e: dict = {k: None for k in os.environ if k.startswith("OSCAR_")}
-    e.update(OSCAR_CLI_CONFIG=str(tmp / "none.yaml"), OSCAR_ELYRA_DATA_DIR=str(tmp))
-    e.update(cluster.env())
-    return e
-
-
-@pytest.fixture(scope="module")
-def secrets(cluster, client) -> list[str]:
-    return [cluster.password, client.minio_provider()["secret_key"]]
-
-
-def cli(env: dict, *args: str, code: int = 0, secrets: list[str] | None = None, **kw):
-    r = CliRunner(mix_stderr=False).invoke(main, list(args), env=env, catch_exceptions=True, **kw)
-    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
-    for s in secrets or []:
-        assert s not in r.stdout + r.stderr
-    return r
-
-
-def s3(cluster) -> Minio:
-    return Minio(
-        cluster.s3_endpoint.split("://", 1)[1],
-        cluster.s3_access_key,
-        cluster.s3_secret_key,
-        secure=False,
-    )
+# the CLI data tests' fixtures: the cluster's env for the CLI, and secrets never printed
+env = test_cli_data.env
+secrets = test_cli_data.secrets
 
 
 def put(cluster, bucket: str, key: str, data: bytes) -> None:

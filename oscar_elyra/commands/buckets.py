@@ -12,23 +12,13 @@ import click
 
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.commands.cluster import _table
+from oscar_elyra.commands.data import _human_size
 from oscar_elyra.errors import NotFoundError, ValidationError
 from oscar_elyra.storage import format_uri, parse_uri
 
 __all__ = ["buckets", "rm"]
 
 _VISIBILITY = click.Choice(["private", "public", "restricted"])
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return str(n)
 
 
 def _confirm(state: CliState, what: str, count: int, threshold: int, yes: bool) -> None:
@@ -63,7 +53,7 @@ def buckets_ls(state: CliState) -> None:
                 str(b.get("visibility") or "-"),
                 str(b.get("owner") or "-"),
                 str(usage.get("objects", "-")),
-                _size(usage.get("used_bytes")),
+                _human_size(usage.get("used_bytes")),
                 ",".join(b.get("allowed_users") or []) or "-",
             ]
         )
@@ -85,7 +75,11 @@ def buckets_get(state: CliState, name: str, page: str | None) -> None:
     if data.get("allowed_users"):
         head.append(f"users:      {', '.join(data['allowed_users'])}")
     rows = [
-        [str(o.get("last_modified", ""))[:19], _size(o.get("size_bytes")), o.get("object_name", "")]
+        [
+            str(o.get("last_modified", ""))[:19],
+            _human_size(o.get("size_bytes")),
+            o.get("object_name", ""),
+        ]
         for o in data.get("objects") or []
     ]
     text = "\n".join(head) + "\n" + _table(rows, ["MODIFIED", "SIZE", "OBJECT"])
@@ -94,30 +88,38 @@ def buckets_get(state: CliState, name: str, page: str | None) -> None:
     state.emit(data, text)
 
 
+def _visibility(state: CliState, name: str, visibility: str, users: tuple[str, ...], new: bool):
+    if users and visibility != "restricted":
+        raise click.UsageError("--allow is for --visibility restricted")
+    client = state.client()
+    (client.create_bucket if new else client.update_bucket)(name, visibility, list(users))
+    verb = "created" if new else "updated"
+    state.emit({"bucket": name, "visibility": visibility}, f"{verb} {name} ({visibility})")
+
+
+_ALLOW = click.option(
+    "--allow", "users", multiple=True, metavar="USER", help="A user (restricted)."
+)
+
+
 @buckets.command("create")
 @click.argument("name")
 @click.option("--visibility", type=_VISIBILITY, default="private", show_default=True)
-@click.option("--allow", "users", multiple=True, metavar="USER", help="A user (restricted).")
+@_ALLOW
 @pass_state
 def buckets_create(state: CliState, name: str, visibility: str, users: tuple[str, ...]) -> None:
     """Create bucket NAME with a visibility (restricted: --allow USER, repeatable)."""
-    if users and visibility != "restricted":
-        raise click.UsageError("--allow is for --visibility restricted")
-    state.client().create_bucket(name, visibility, list(users))
-    state.emit({"bucket": name, "visibility": visibility}, f"created {name} ({visibility})")
+    _visibility(state, name, visibility, users, new=True)
 
 
 @buckets.command("update")
 @click.argument("name")
 @click.option("--visibility", type=_VISIBILITY, required=True)
-@click.option("--allow", "users", multiple=True, metavar="USER", help="A user (restricted).")
+@_ALLOW
 @pass_state
 def buckets_update(state: CliState, name: str, visibility: str, users: tuple[str, ...]) -> None:
     """Change the visibility (and allowed users) of bucket NAME."""
-    if users and visibility != "restricted":
-        raise click.UsageError("--allow is for --visibility restricted")
-    state.client().update_bucket(name, visibility, list(users))
-    state.emit({"bucket": name, "visibility": visibility}, f"updated {name} ({visibility})")
+    _visibility(state, name, visibility, users, new=False)
 
 
 @buckets.command("rm")
@@ -216,7 +218,7 @@ def rm(state: CliState, remote: str, dry_run: bool, yes: bool, threshold: int) -
         "count": len(targets),
     }
     if dry_run:
-        lines = [f"would delete {o.uri}  {_size(o.size)}" for o in targets]
+        lines = [f"would delete {o.uri}  {_human_size(o.size)}" for o in targets]
         lines.append(f"{len(targets)} objects (dry run: nothing deleted)")
         state.emit(data, "\n".join(lines))
         return

@@ -21,10 +21,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 from oscar_elyra._paths import safe_join, slug
 from oscar_elyra.client import OscarClient
@@ -38,7 +37,7 @@ from oscar_elyra.errors import (
 from oscar_elyra.invoke.sync import check_input_file
 from oscar_elyra.redact import redact
 from oscar_elyra.session import connect
-from oscar_elyra.storage import ObjectStore, format_uri, parse_uri
+from oscar_elyra.storage import ObjectStore, format_uri, object_created_event, parse_uri
 
 __all__ = ["Job", "async_paths", "new_run_id", "storage_event", "submit", "wait"]
 
@@ -262,26 +261,7 @@ def _staging_path(service: str, in_path: str) -> str:
 def storage_event(uri: str, size: int) -> bytes:
     """The MinIO ``s3:ObjectCreated:Put`` event naming object ``uri`` (a ``POST /job`` body)."""
     bucket, key = parse_uri(uri)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    event = {
-        "EventName": "s3:ObjectCreated:Put",
-        "Key": f"{bucket}/{key}",
-        "Records": [
-            {
-                "eventVersion": "2.0",
-                "eventSource": "minio:s3",
-                "awsRegion": "",
-                "eventTime": now,
-                "eventName": "s3:ObjectCreated:Put",
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": quote(key), "size": int(size)},
-                },
-            }
-        ],
-    }
-    return json.dumps(event).encode()
+    return json.dumps(object_created_event(bucket, key, size)).encode()
 
 
 def submit(
