@@ -11,6 +11,12 @@ bootstrapper uploads declared outputs and downloads them into every descendant's
 directory. :func:`inputs` reads the manifests of the current run (``ELYRA_RUN_NAME``): manifests
 left in the folder by older runs are ignored. Palette components pass the same manifest through
 KFP ``outputPath``/``inputPath`` files instead (:func:`read_manifest`, :func:`write_manifest`).
+
+Opt-in: ``publish(..., presign=SECONDS)`` adds to each artifact a presigned download URL
+(``url``) and its expiry (``url_expires``), made by the cluster (``POST
+/system/buckets/{bucket}/presign``), so that a consumer without the cluster's S3 keys can
+:func:`fetch` it until then. Such a URL grants reading that one object to whoever holds
+the manifest: use it only for manifests you mean to share.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from oscar_elyra._paths import safe_join, sha256_file, slug, write_json_atomic
-from oscar_elyra.errors import IntegrityError, ValidationError
+import requests
+
+from oscar_elyra._paths import safe_join, sha256_file, slug, temp_near, write_json_atomic
+from oscar_elyra.errors import IntegrityError, StorageError, ValidationError
 from oscar_elyra.session import connect
+from oscar_elyra.storage import parse_uri
 
 __all__ = [
     "INTERACTIVE_RUN",
@@ -42,6 +51,7 @@ __all__ = [
     "local_dir",
     "manifest_path",
     "manifests",
+    "presign_urls",
     "publish",
     "read_manifest",
     "run_name",
@@ -75,6 +85,8 @@ class Artifact:
     run: str | None = None
     source: str | None = None  # URI of the artifact this one was computed from
     path: str | None = None  # local copy, when a node downloaded it
+    url: str | None = None  # presigned download URL (opt-in, see publish(presign=...))
+    url_expires: str | None = None  # when ``url`` stops working (RFC 3339, UTC)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -225,17 +237,23 @@ def publish(
     directory: str | os.PathLike[str] | None = None,
     path: str | os.PathLike[str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    presign: int | None = None,
+    client: Any = None,
 ) -> Path:
     """Write this node's manifest for the current run and return its path.
 
     ``artifacts`` are :class:`Artifact`, manifest dicts or ``ObjectInfo``; the node, run and
     (when given) service are filled in where missing. ``path`` overrides the default location
-    (:func:`manifest_path`), e.g. a KFP ``outputPath``.
+    (:func:`manifest_path`), e.g. a KFP ``outputPath``. ``presign``: seconds for which each
+    artifact also gets a presigned download URL (``url``, ``url_expires``) from the cluster
+    (``client``, default: :func:`~oscar_elyra.session.connect`'s).
     """
     run = run_name()
     arts = [
         _as_artifact(a, node=check_node_name(node), service=service, run=run) for a in artifacts
     ]
+    if presign is not None:
+        presign_urls(arts, presign, client=client)
     manifest = Manifest(
         node=node,
         run=run,
@@ -306,6 +324,51 @@ def inputs(
     return list(found[-1].artifacts)
 
 
+def presign_urls(arts: list[Artifact], seconds: int, *, client: Any = None) -> list[Artifact]:
+    """Give each artifact a presigned download URL valid ``seconds`` (and its expiry)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise ValidationError(f"presign={seconds!r}: give the URL lifetime in whole seconds >= 1")
+    if client is None and arts:
+        client = connect().client
+    for art in arts:
+        bucket, key = parse_uri(art.uri)
+        data = client.presign(bucket, key, "download", expires_in=seconds)
+        art.url, art.url_expires = data.get("url"), data.get("expires_at")
+    return arts
+
+
+def _expired(art: Artifact) -> bool:
+    try:
+        when = datetime.fromisoformat(str(art.url_expires).replace("Z", "+00:00"))
+    except ValueError:
+        return False  # unknown expiry: let the server decide
+    return when <= datetime.now(timezone.utc)
+
+
+def _get_url(art: Artifact, target: Path) -> None:
+    """Download ``art`` through its presigned URL into ``target`` (streamed, atomic)."""
+    if _expired(art):
+        raise ValidationError(
+            f"{art.uri}: its presigned URL expired at {art.url_expires}; fetch it with the "
+            "cluster's keys (an OSCAR_* setting) or publish it again"
+        )
+    fd, tmp = temp_near(target)
+    try:
+        with os.fdopen(fd, "wb") as fh, requests.get(art.url, stream=True, timeout=(10, 300)) as r:
+            if r.status_code != 200:
+                raise StorageError(
+                    f"{art.uri}: the presigned URL was refused ({r.status_code}); it may have "
+                    f"expired ({art.url_expires}) or the object is gone"
+                )
+            for chunk in r.iter_content(1 << 20):
+                fh.write(chunk)
+        os.replace(tmp, target)
+    except requests.RequestException as exc:
+        raise StorageError(f"{art.uri}: download through its presigned URL failed: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def fetch(
     artifacts: Iterable[Artifact | Mapping[str, Any]],
     dest_dir: str | os.PathLike[str],
@@ -315,18 +378,23 @@ def fetch(
     """Download artifacts into ``dest_dir`` (by name) and check their size and sha256.
 
     Returns the local paths in the same order. ``store`` is an ObjectStore (default: the
-    cluster's, from the OSCAR_* environment / oscar-cli config).
+    cluster's, from the OSCAR_* environment / oscar-cli config). Without ``store``, an
+    artifact with a presigned ``url`` is downloaded through it (no S3 keys needed).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     arts = [a if isinstance(a, Artifact) else Artifact.from_dict(a) for a in artifacts]
-    if store is None and arts:
+    use_urls = store is None
+    if store is None and any(not a.url for a in arts):
         store = connect().store
     paths = []
     for art in arts:
         target = safe_join(dest, art.name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(art.uri, target)
+        if use_urls and art.url:
+            _get_url(art, target)
+        else:
+            store.get_file(art.uri, target)
         size = target.stat().st_size
         if size != art.size:
             target.unlink(missing_ok=True)

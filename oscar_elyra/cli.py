@@ -60,6 +60,7 @@ def _register() -> None:
         ("local", ["local"]),
         ("cluster", ["cluster", "services", "logs"]),
         ("data", ["job", "map", "put", "get", "ls"]),
+        ("buckets", ["buckets", "rm"]),
         ("catalog", ["catalog"]),
         ("pipeline", ["validate", "describe"]),
         ("run", ["run"]),

@@ -315,6 +315,14 @@ class OscarClient:
             for value in secrets.values():
                 if isinstance(value, str):
                     register_secret(value)
+        providers = svc.get("storage_providers")
+        for kind in providers.values() if isinstance(providers, dict) else ():
+            for creds in kind.values() if isinstance(kind, dict) else ():
+                if isinstance(creds, dict):
+                    for key in ("secret_key", "password", "token", "refresh_token"):
+                        value = creds.get(key)
+                        if isinstance(value, str) and value != "hidden":
+                            register_secret(value)
 
     def list_services(self) -> list[dict]:
         """``GET /system/services``: every service definition."""
@@ -385,6 +393,129 @@ class OscarClient:
         """
         services = [self._prepare(s) for s in load_fdl(path)]
         return [(svc["name"], self.apply_service(svc)) for svc in services]
+
+    def deployment_status(self, name: str) -> dict:
+        """``GET /system/services/{name}/deployment``: state, reason, active instances (v4)."""
+        resp = self._request(
+            "GET",
+            f"/system/services/{_q(name)}/deployment",
+            what="reading deployment status",
+            service=name,
+        )
+        return self._json(resp, f"deployment of service '{name}'")
+
+    def deployment_logs(
+        self, name: str, *, timestamps: bool = False, tail_lines: int | None = None
+    ) -> dict:
+        """``GET /system/services/{name}/deployment/logs``: ``{available, message, entries}``.
+
+        Each entry is ``{"message", "timestamp"?}``; messages are redacted.
+        """
+        params: dict[str, str] = {"timestamps": "true" if timestamps else "false"}
+        if tail_lines is not None:
+            params["tailLines"] = str(int(tail_lines))
+        resp = self._request(
+            "GET",
+            f"/system/services/{_q(name)}/deployment/logs",
+            what="reading deployment logs",
+            service=name,
+            params=params,
+        )
+        data = self._json(resp, f"deployment logs of service '{name}'")
+        if isinstance(data, dict):
+            for entry in data.get("entries") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("message"), str):
+                    entry["message"] = redact(entry["message"])
+        return data
+
+    # ------------------------------------------------------------------ buckets
+
+    def list_buckets(self) -> list[dict]:
+        """``GET /system/buckets``: the buckets the caller sees (visibility, owner, usage)."""
+        data = self._json(
+            self._request("GET", "/system/buckets", what="listing buckets"), "buckets"
+        )
+        return data if isinstance(data, list) else []
+
+    def get_bucket(self, name: str, *, page: str | None = None) -> dict:
+        """``GET /system/buckets/{name}``: the bucket and one page of its objects.
+
+        The answer's ``next_page`` (when ``is_truncated``) is the ``page`` of the next call.
+        """
+        resp = self._request(
+            "GET",
+            f"/system/buckets/{_q(name)}",
+            what=f"reading bucket '{name}'",
+            params={"page": page} if page else None,
+        )
+        return self._json(resp, f"bucket '{name}'")
+
+    def _bucket_body(self, name: str, visibility: str, allowed_users: Iterable[str] | None) -> dict:
+        return {
+            "bucket_name": name,
+            "visibility": visibility,
+            "allowed_users": list(allowed_users or []),
+        }
+
+    def create_bucket(
+        self, name: str, visibility: str = "private", allowed_users: Iterable[str] | None = None
+    ) -> None:
+        """``POST /system/buckets`` (visibility ``private``, ``public`` or ``restricted``)."""
+        self._request(
+            "POST",
+            "/system/buckets",
+            what=f"creating bucket '{name}'",
+            json=self._bucket_body(name, visibility, allowed_users),
+        ).close()
+
+    def update_bucket(
+        self, name: str, visibility: str, allowed_users: Iterable[str] | None = None
+    ) -> None:
+        """``PUT /system/buckets``: change a bucket's visibility or allowed users."""
+        self._request(
+            "PUT",
+            "/system/buckets",
+            what=f"updating bucket '{name}'",
+            json=self._bucket_body(name, visibility, allowed_users),
+        ).close()
+
+    def delete_bucket(self, name: str) -> None:
+        """``DELETE /system/buckets/{name}``: the bucket and every object in it."""
+        self._request(
+            "DELETE", f"/system/buckets/{_q(name)}", what=f"deleting bucket '{name}'"
+        ).close()
+
+    def presign(
+        self,
+        bucket: str,
+        key: str,
+        operation: str = "download",
+        *,
+        expires_in: int | None = None,
+        content_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> dict:
+        """``POST /system/buckets/{bucket}/presign``: a presigned URL for one object.
+
+        ``operation`` is ``download`` (GET) or ``upload`` (PUT); ``expires_in`` seconds
+        (the cluster's default, 900 s on OSCAR, when None). Returns ``{url, method,
+        expires_at, headers?, object_key, operation}``; send ``headers`` with the request.
+        The URL grants access to the object until it expires: share it with care.
+        """
+        body: dict[str, Any] = {"object_key": key, "operation": operation}
+        if expires_in is not None:
+            body["expires_in"] = int(expires_in)
+        if content_type:
+            body["content_type"] = content_type
+        if extra_headers:
+            body["extra_headers"] = dict(extra_headers)
+        resp = self._request(
+            "POST",
+            f"/system/buckets/{_q(bucket)}/presign",
+            what=f"presigning '{bucket}/{key}'",
+            json=body,
+        )
+        return self._json(resp, "presign")
 
     # ------------------------------------------------------------------ jobs / logs
 

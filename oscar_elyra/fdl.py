@@ -25,7 +25,7 @@ import yaml
 
 from oscar_elyra.errors import ValidationError
 
-__all__ = ["load_fdl", "validate_service", "normalize_storage_path", "NAME_MAX"]
+__all__ = ["NAME_MAX", "by_cluster", "load_fdl", "normalize_storage_path", "validate_service"]
 
 NAME_MAX = 39
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -235,3 +235,17 @@ def load_fdl(path: str | Path) -> list[dict]:
             svc["_cluster_id"] = str(cluster_id)
             services.append(svc)
     return services
+
+
+def by_cluster(services: list[dict]) -> dict[str, list[dict]]:
+    """Services of :func:`load_fdl` grouped by their FDL cluster id, in file order.
+
+    As ``oscar-cli apply``: each ``functions.oscar[].<cluster-id>`` entry belongs to that
+    cluster; the ``_cluster_id`` key is dropped from the returned definitions.
+    """
+    groups: dict[str, list[dict]] = {}
+    for svc in services:
+        svc = dict(svc)
+        cid = str(svc.pop("_cluster_id", "") or "")
+        groups.setdefault(cid, []).append(svc)
+    return groups

@@ -13,10 +13,13 @@ from typing import Any
 
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig, resolve_cluster
-from oscar_elyra.errors import StorageError
+from oscar_elyra.errors import StorageError, ValidationError
 from oscar_elyra.storage import ObjectStore
 
-__all__ = ["Session", "connect", "store_for"]
+__all__ = ["CLUSTER_MINIO", "Session", "connect", "provider_store", "store_for"]
+
+#: the storage provider names that mean the cluster's own MinIO
+CLUSTER_MINIO = ("minio", "minio.default")
 
 
 def store_for(client: OscarClient, *, endpoint: str | None = None, **kwargs: Any) -> ObjectStore:
@@ -33,6 +36,38 @@ def store_for(client: OscarClient, *, endpoint: str | None = None, **kwargs: Any
     kwargs.setdefault("verify", client.cluster.ssl_verify)
     kwargs.setdefault("region", mp.get("region") or None)
     return ObjectStore(ep, mp.get("access_key"), mp.get("secret_key"), **kwargs)
+
+
+def provider_store(service: str, service_def: dict, provider: str, **kwargs: Any) -> ObjectStore:
+    """The object store of storage provider ``provider`` (``s3.<id>`` or ``minio.<id>``,
+    not the cluster's MinIO), built from the credentials in the service definition.
+
+    Raises :class:`ValidationError` (one line) when the definition lacks them or the
+    provider kind is one this client cannot reach (onedata, webdav, rucio).
+    """
+    kind, _, ident = provider.partition(".")
+    creds = ((service_def.get("storage_providers") or {}).get(kind) or {}).get(ident or "default")
+    where = f"service {service!r}: storage provider {provider!r}"
+    if kind not in ("s3", "minio"):
+        raise ValidationError(
+            f"{where} is not S3-compatible; this client reaches S3 and MinIO only"
+        )
+    if not isinstance(creds, dict) or not creds.get("access_key") or not creds.get("secret_key"):
+        raise ValidationError(
+            f"{where} has no credentials in the service definition "
+            f"(storage_providers.{kind}.{ident or 'default'}: access_key, secret_key)"
+        )
+    if creds.get("secret_key") == "hidden":
+        raise ValidationError(f"{where}: the cluster hides its keys; it cannot be reached")
+    region = str(creds.get("region") or "us-east-1")
+    if kind == "s3":
+        endpoint = str(creds.get("endpoint") or f"https://s3.{region}.amazonaws.com")
+    else:
+        endpoint = str(creds.get("endpoint") or "")
+        if not endpoint:
+            raise ValidationError(f"{where} has no endpoint in the service definition")
+    kwargs.setdefault("verify", bool(creds.get("verify", True)))
+    return ObjectStore(endpoint, creds["access_key"], creds["secret_key"], region=region, **kwargs)
 
 
 class Session:
@@ -62,6 +97,12 @@ class Session:
         if self._store is None:
             self._store = store_for(self.client, endpoint=self._s3_endpoint, **self._store_kwargs)
         return self._store
+
+    def store_of(self, service: str, service_def: dict, provider: str | None) -> ObjectStore:
+        """The store of ``provider`` in ``service_def`` (the cluster's MinIO by default)."""
+        if (provider or "minio.default") in CLUSTER_MINIO:
+            return self.store
+        return provider_store(service, service_def, provider, **self._store_kwargs)
 
     def __iter__(self):  # ``client, store = connect()``
         yield self.client

@@ -22,9 +22,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+from urllib.parse import quote
 
 import certifi
 import urllib3
@@ -43,7 +44,7 @@ from oscar_elyra.errors import (
 from oscar_elyra.progress import bar
 from oscar_elyra.redact import redact, register_secret
 
-__all__ = ["ObjectInfo", "ObjectStore", "parse_uri", "format_uri"]
+__all__ = ["ObjectInfo", "ObjectStore", "format_uri", "object_created_event", "parse_uri"]
 
 MiB = 1024 * 1024
 #: metadata key holding the hex sha256 of the content
@@ -100,6 +101,30 @@ def parse_uri(uri: str, default_bucket: str | None = None) -> tuple[str, str]:
 def format_uri(bucket: str, key: str = "") -> str:
     """``s3://bucket/key``."""
     return f"s3://{bucket}/{key}"
+
+
+def object_created_event(bucket: str, key: str, size: int = 0, etag: str = "") -> dict:
+    """The MinIO ``s3:ObjectCreated:Put`` notification for ``bucket/key``, as OSCAR receives
+    it from MinIO (and as OSCAR's supervisor reads it from a ``POST /job`` body)."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"{bucket}/{key}",
+        "Records": [
+            {
+                "eventVersion": "2.0",
+                "eventSource": "minio:s3",
+                "awsRegion": "",
+                "eventTime": now,
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote(key), "size": int(size), "eTag": etag},
+                },
+            }
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- results

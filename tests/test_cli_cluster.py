@@ -126,7 +126,7 @@ def test_services_apply_rm(env, tmp_path, secrets):
         r = run(env, "services", "apply", str(fdl))
         assert r.stdout.strip() == f"created {name}"
         out = json.loads(run(env, "--json", "services", "apply", str(fdl)).stdout)
-        assert out == [{"name": name, "action": "updated"}]
+        assert out == [{"name": name, "action": "updated", "cluster": "local"}]
         got = run(env, "services", "get", name)
         assert "API_KEY: '***'" in got.stdout
         assert_clean(got, [*secrets, secret])

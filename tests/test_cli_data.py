@@ -45,8 +45,8 @@ def images(tmp_path_factory) -> Path:
     return d
 
 
-def cli(env: dict, *args: str, code: int = 0, secrets: list[str] | None = None):
-    r = CliRunner(mix_stderr=False).invoke(main, list(args), env=env, catch_exceptions=True)
+def cli(env: dict, *args: str, code: int = 0, secrets: list[str] | None = None, **kw):
+    r = CliRunner(mix_stderr=False).invoke(main, list(args), env=env, catch_exceptions=True, **kw)
     assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr, r.exception)
     for s in secrets or []:
         assert s not in r.stdout + r.stderr

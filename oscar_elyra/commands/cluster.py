@@ -1,4 +1,4 @@
-"""CLI: ``cluster info``, ``services ls|get|apply|rm``, ``logs ls|get|rm``."""
+"""CLI: ``cluster info``, ``services ls|get|apply|rm|deployment``, ``logs ls|get|rm``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import click
 import yaml
 
 from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.errors import ConfigError, NotFoundError, ValidationError
+from oscar_elyra.fdl import by_cluster, load_fdl
+from oscar_elyra.session import connect
 
 #: fields of a service definition that are never printed
 _HIDDEN = ("token",)
@@ -61,15 +64,22 @@ def cluster_info(state: CliState) -> None:
         "info": info,
     }
     backend = info.get("serverless_backend") or {}
-    backend_name = backend.get("name") if isinstance(backend, dict) else backend
+    if isinstance(backend, dict):
+        backend_name = " ".join(str(backend.get(k) or "") for k in ("name", "version")).strip()
+    else:
+        backend_name = str(backend)
+    version = str(info.get("version") or "?")
+    if info.get("git_commit"):
+        version += f" ({str(info['git_commit'])[:12]})"
     human = "\n".join(
         [
             f"cluster:    {client.cluster_id}",
             f"endpoint:   {client.endpoint}",
             f"source:     {client.cluster.source}",
-            f"version:    {info.get('version', '?')}",
-            f"kubernetes: {info.get('kubernetes_version', '?')}",
+            f"version:    {version}",
+            f"kubernetes: {info.get('kubernetes_version') or '-'}",
             f"backend:    {backend_name or '-'}",
+            f"arch:       {info.get('architecture') or '-'}",
         ]
     )
     state.emit(data, human)
@@ -117,16 +127,88 @@ def services_get(state: CliState, name: str) -> None:
         state.emit(svc, yaml.safe_dump(svc, sort_keys=False, allow_unicode=True).rstrip())
 
 
+def _fdl_targets(state: CliState, groups: dict[str, list[dict]]) -> list[tuple[Any, list[dict]]]:
+    """(client, services) per cluster, as ``oscar-cli apply`` sends an FDL file.
+
+    An FDL naming one cluster goes to the selected cluster (``--cluster``, the environment,
+    the oscar-cli default or the embedded cluster), so the same file deploys anywhere.
+    One naming several sends each entry to the oscar-cli cluster of that id (``--cluster``
+    keeps only that id's entries); every id is resolved before anything is sent.
+    """
+    if len(groups) == 1:
+        return [(state.client(), next(iter(groups.values())))]
+    if state.cluster:
+        if state.cluster not in groups:
+            raise ValidationError(
+                f"the FDL file has no entry for cluster {state.cluster!r} "
+                f"(it has: {', '.join(groups)})"
+            )
+        return [(state.client(), groups[state.cluster])]
+    if state.endpoint:
+        raise ValidationError(
+            f"the FDL file names {len(groups)} clusters ({', '.join(groups)}): "
+            "pick one with --cluster, not --endpoint"
+        )
+    targets, missing = [], []
+    for cid, svcs in groups.items():
+        try:
+            targets.append((connect(cid, progress=state.progress).client, svcs))
+        except ConfigError:
+            missing.append(cid)
+    if missing:
+        raise ConfigError(
+            f"the FDL file's cluster(s) {', '.join(missing)} are not in the oscar-cli config: "
+            "add them with `oscar-cli cluster add`, or apply one cluster's entries with --cluster"
+        )
+    return targets
+
+
 @services.command("apply")
 @click.argument("fdl", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @pass_state
 def services_apply(state: CliState, fdl: str) -> None:
-    """Create or update every service of the FDL file (validated before sending)."""
-    results = state.client().apply_fdl(fdl)
+    """Create or update every service of the FDL file (validated before sending).
+
+    Each ``functions.oscar[].<cluster-id>`` entry goes to that cluster of the oscar-cli
+    config when the file names several; ``--cluster ID`` applies only ID's entries.
+    """
+    targets = _fdl_targets(state, by_cluster(load_fdl(fdl)))
+    results = []
+    for client, svcs in targets:
+        for svc in svcs:
+            results.append((svc["name"], client.apply_service(svc), client.cluster_id))
+    multi = len(targets) > 1
     state.emit(
-        [{"name": n, "action": a} for n, a in results],
-        "\n".join(f"{a} {n}" for n, a in results) or "no services in the file",
+        [{"name": n, "action": a, "cluster": c} for n, a, c in results],
+        "\n".join(f"{a} {n}" + (f" on {c}" if multi else "") for n, a, c in results)
+        or "no services in the file",
     )
+
+
+@services.command("deployment")
+@click.argument("name")
+@click.option("--logs", "show_logs", is_flag=True, help="Also print the deployment logs.")
+@click.option("--tail", type=click.IntRange(1), default=50, show_default=True)
+@pass_state
+def services_deployment(state: CliState, name: str, show_logs: bool, tail: int) -> None:
+    """Show the deployment status of service NAME (and, with --logs, its deployment logs)."""
+    client = state.client()
+    status = client.deployment_status(name)
+    data: dict[str, Any] = {"status": status}
+    lines = [
+        f"state:   {status.get('state', '?')}",
+        f"reason:  {status.get('reason') or '-'}",
+        f"active:  {status.get('active_instances', 0)}  affected: "
+        f"{status.get('affected_instances', 0)}  ({status.get('resource_kind') or '-'})",
+    ]
+    if show_logs:
+        logs_ = client.deployment_logs(name, timestamps=True, tail_lines=tail)
+        data["logs"] = logs_
+        entries = logs_.get("entries") or []
+        if logs_.get("message"):
+            lines.append(str(logs_["message"]))
+        lines += [" ".join(filter(None, (e.get("timestamp"), e.get("message")))) for e in entries]
+    state.emit(data, "\n".join(lines))
 
 
 @services.command("rm")
@@ -149,12 +231,25 @@ def logs() -> None:
     """List, show and delete the jobs (and logs) of a service."""
 
 
+_STATUSES = ("Pending", "Running", "Succeeded", "Failed", "Suspended")
+
+
 @logs.command("ls")
 @click.argument("service")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(_STATUSES, case_sensitive=False),
+    help="Only jobs in this status (repeatable).",
+)
 @pass_state
-def logs_ls(state: CliState, service: str) -> None:
+def logs_ls(state: CliState, service: str, statuses: tuple[str, ...]) -> None:
     """List every job of SERVICE with its status and times."""
     jobs = state.client().list_jobs(service)
+    if statuses:
+        wanted = {s.lower() for s in statuses}
+        jobs = {n: j for n, j in jobs.items() if str(j.get("status", "")).lower() in wanted}
     rows = [
         [
             name,
@@ -168,14 +263,30 @@ def logs_ls(state: CliState, service: str) -> None:
     state.emit(jobs, _table(rows, ["JOB", "STATUS", "CREATED", "STARTED", "FINISHED"]))
 
 
+def _latest_job(jobs: dict[str, dict]) -> str:
+    return max(jobs, key=lambda n: (str(jobs[n].get("creation_time") or ""), n))
+
+
 @logs.command("get")
 @click.argument("service")
-@click.argument("job")
+@click.argument("job", required=False)
+@click.option("--latest", is_flag=True, help="The most recently created job.")
 @click.option("--timestamps", is_flag=True, help="Prefix lines with timestamps.")
 @pass_state
-def logs_get(state: CliState, service: str, job: str, timestamps: bool) -> None:
-    """Print the log of JOB of SERVICE."""
-    text = state.client().get_job_log(service, job, timestamps=timestamps)
+def logs_get(
+    state: CliState, service: str, job: str | None, latest: bool, timestamps: bool
+) -> None:
+    """Print the log of JOB of SERVICE (or of its latest job with --latest)."""
+    if bool(job) == latest:
+        raise click.UsageError("give a JOB name or --latest")
+    client = state.client()
+    if latest:
+        jobs = client.list_jobs(service)
+        if not jobs:
+            raise NotFoundError(f"service {service!r} has no jobs")
+        job = _latest_job(jobs)
+        state.info(f"job {job}")
+    text = client.get_job_log(service, job, timestamps=timestamps)
     state.emit({"service": service, "job": job, "log": text}, text.rstrip("\n"))
 
 

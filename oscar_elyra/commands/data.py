@@ -15,7 +15,7 @@ from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.errors import NotFoundError, OscarError
 from oscar_elyra.invoke import map as run_map
 from oscar_elyra.invoke import run, submit, wait
-from oscar_elyra.storage import parse_uri
+from oscar_elyra.storage import format_uri, parse_uri
 
 __all__ = ["get", "job", "ls", "map", "put", "run_service"]
 
@@ -117,6 +117,11 @@ def run_service(
     help="Download the outputs here (implies --wait).",
 )
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--via-api",
+    is_flag=True,
+    help="Start each job with POST /job (a storage event) instead of the input bucket.",
+)
 @pass_state
 def job(
     state: CliState,
@@ -125,12 +130,15 @@ def job(
     wait_: bool,
     output: Path | None,
     timeout: float,
+    via_api: bool,
 ) -> None:
     """Submit FILES to async SERVICE through its input bucket; --wait for the outputs."""
 
     client = state.client()
     store = state.store()
-    jobs = submit(service, list(files), client=client, store=store)
+    jobs = submit(
+        service, list(files), client=client, store=store, via="job" if via_api else "bucket"
+    )
     state.info(f"submitted {len(jobs)} input(s) to {service} (run {jobs[0].run_id})")
     if wait_ or output is not None:
         try:
@@ -249,12 +257,22 @@ def put(state: CliState, local: Path, remote: str) -> None:
 @click.command("get")
 @click.argument("remote")
 @click.argument("local", type=click.Path(path_type=Path))
+@click.option("--latest", is_flag=True, help="Only the most recently modified object under REMOTE.")
 @pass_state
-def get(state: CliState, remote: str, local: Path) -> None:
+def get(state: CliState, remote: str, local: Path, latest: bool) -> None:
     """Download REMOTE (an object, or every object under a prefix ending in /) to LOCAL."""
 
     store = state.store()
-    _, key = parse_uri(remote)
+    bucket, key = parse_uri(remote)
+    if latest:
+        objs = [o for o in store.list(format_uri(bucket, key)) if not o.is_dir]
+        if not objs:
+            raise NotFoundError(f"nothing found under {remote!r}")
+        newest = max(objs, key=lambda o: (o.last_modified is not None, o.last_modified, o.key))
+        target = local / newest.key.rsplit("/", 1)[-1] if local.is_dir() else local
+        path = store.get_file(newest.uri, target)
+        state.emit([str(path)], str(path))
+        return
     paths = None
     if key and not key.endswith("/"):
         try:

@@ -15,7 +15,15 @@ from typing import Any
 from oscar_elyra._paths import safe_join, write_json_atomic
 from oscar_elyra.client import OscarClient
 from oscar_elyra.errors import OscarError, ServiceError, ValidationError, is_bad_input
-from oscar_elyra.invoke.jobs import Job, _plan, _Tracker, _upload, async_paths, new_run_id
+from oscar_elyra.invoke.jobs import (
+    Job,
+    _plan,
+    _Tracker,
+    _upload,
+    async_paths,
+    async_provider,
+    new_run_id,
+)
 from oscar_elyra.invoke.sync import Result, run, write_atomic
 from oscar_elyra.progress import bar
 from oscar_elyra.redact import redact
@@ -184,9 +192,11 @@ class _Batch:
         if not self.todo:
             return
         cl = self.session.client
-        self.in_path, self.out_paths = async_paths(self.service, cl.get_service(self.service))
+        svc = cl.get_service(self.service)
+        self.in_path, self.out_paths = async_paths(self.service, svc)
+        self.store = self.session.store_of(self.service, svc, async_provider(self.service, svc))
         self.run_id = new_run_id()
-        self.tracker = _Tracker(self.service, cl, self.session.store)
+        self.tracker = _Tracker(self.service, cl, self.store)
         while self.inflight or self.queue:
             self._launch()
             succeeded = self._poll()
@@ -222,10 +232,10 @@ class _Batch:
             self.run_id,
             self.counter + 1,
             self.session.client,
-            self.session.store,
+            self.store,
         )
         self.counter += len(batch)
-        for (rec, p), job, err in zip(batch, jobs, _upload(jobs, self.session.store), strict=True):
+        for (rec, p), job, err in zip(batch, jobs, _upload(jobs, self.store), strict=True):
             if err is None:
                 self.inflight[id(job)] = (rec, p, job)
             elif is_bad_input(err):

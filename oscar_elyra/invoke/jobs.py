@@ -4,10 +4,16 @@ Each input is uploaded under a run-unique key ``<input path>/<run_id>-<n>-<name>
 service's input path. OSCAR scripts name outputs after the input basename, so the
 outputs of input ``n`` are exactly the objects under ``<output path>/<run_id>-<n>-``;
 the job list (and job logs) tell failures apart.
+
+``via="job"`` delivers the same run-unique object through ``POST /job/{service}``
+instead: the object is uploaded next to the input path (``<input bucket>/.oscar-elyra-job/``,
+which starts no job) and the request body is a MinIO storage event naming it, which
+OSCAR's supervisor downloads as the job's input, so outputs are attributed exactly alike.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -31,9 +37,9 @@ from oscar_elyra.errors import (
 from oscar_elyra.invoke.sync import check_input_file
 from oscar_elyra.redact import redact
 from oscar_elyra.session import connect
-from oscar_elyra.storage import ObjectStore, format_uri, parse_uri
+from oscar_elyra.storage import ObjectStore, format_uri, object_created_event, parse_uri
 
-__all__ = ["Job", "async_paths", "new_run_id", "submit", "wait"]
+__all__ = ["Job", "async_paths", "new_run_id", "storage_event", "submit", "wait"]
 
 #: characters of a failed job's log kept (the tail)
 LOG_EXCERPT = 2000
@@ -42,6 +48,9 @@ JOBS_POLL_MIN = 0.1
 _TERMINAL = ("Succeeded", "Failed")
 #: the ``<run_id>-<n>-`` stem an output key starts with (relative to its output path)
 _STEM = re.compile(r"[^-]+-\d+-")
+#: where ``via="job"`` stages inputs: a folder of the input bucket outside the input path
+JOB_STAGING = ".oscar-elyra-job"
+VIA = ("bucket", "job")
 
 
 def new_run_id(label: str | None = None) -> str:
@@ -63,6 +72,27 @@ def _minio_paths(service_def: dict, field_name: str) -> list[str]:
         if provider.split(".", 1)[0] in ("minio", "s3") and io.get("path"):
             out.append(str(io["path"]).strip("/"))
     return out
+
+
+def async_provider(service: str, service_def: dict) -> str:
+    """The one S3/MinIO storage provider of ``service``'s async input and output paths.
+
+    Paths on different providers cannot be followed with one store: a
+    :class:`ValidationError` says so (they are never looked for in the cluster's MinIO).
+    """
+    found = {
+        str(io.get("storage_provider") or "minio.default")
+        for name in ("input", "output")
+        for io in service_def.get(name) or []
+        if str(io.get("storage_provider") or "minio").split(".", 1)[0] in ("minio", "s3")
+    }
+    found = {"minio.default" if p == "minio" else p for p in found}
+    if len(found) > 1:
+        raise ValidationError(
+            f"service {service!r}: its input and output paths are on different storage "
+            f"providers ({', '.join(sorted(found))}); this client follows jobs on one provider"
+        )
+    return found.pop() if found else "minio.default"
 
 
 def async_paths(service: str, service_def: dict) -> tuple[str, list[str]]:
@@ -216,6 +246,24 @@ def _upload(jobs: list[Job], st: ObjectStore) -> list[BaseException | None]:
         return list(pool.map(one, jobs))
 
 
+def _staging_path(service: str, in_path: str) -> str:
+    """The ``via="job"`` staging folder for input path ``in_path`` (outside it)."""
+    bucket, folder = parse_uri(in_path + "/")
+    folder = folder.strip("/")
+    if not folder or JOB_STAGING.startswith(folder) or folder.startswith(JOB_STAGING):
+        raise ValidationError(
+            f"service {service!r}: its input path {in_path!r} covers {JOB_STAGING!r}, where "
+            "via='job' stages inputs; use via='bucket' (or an input path with a folder)"
+        )
+    return f"{bucket}/{JOB_STAGING}"
+
+
+def storage_event(uri: str, size: int) -> bytes:
+    """The MinIO ``s3:ObjectCreated:Put`` event naming object ``uri`` (a ``POST /job`` body)."""
+    bucket, key = parse_uri(uri)
+    return json.dumps(object_created_event(bucket, key, size)).encode()
+
+
 def submit(
     service: str,
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -224,15 +272,20 @@ def submit(
     store: ObjectStore | None = None,
     run_id: str | None = None,
     service_def: dict | None = None,
+    via: str = "bucket",
 ) -> list[Job]:
     """Upload each input file under a run-unique key in the service's input path.
 
     The key is ``<input path>/<run id>-<n>-<file name>``, the run id being
     :func:`new_run_id` of the label ``run_id`` (e.g. a pipeline run name), or a fresh
     time-based id. ``service_def``: the service's definition when the caller already
-    fetched it (else it is fetched here). Returns one :class:`Job` per input (pass
-    them to :func:`wait`).
+    fetched it (else it is fetched here). ``via``: ``"bucket"`` (the upload starts the
+    job) or ``"job"`` (uploaded beside the input path, then ``POST /job`` with a storage
+    event naming it; outputs are attributed alike). Returns one :class:`Job` per input
+    (pass them to :func:`wait`).
     """
+    if via not in VIA:
+        raise ValidationError(f"via={via!r}: use 'bucket' or 'job'")
     session = connect(client=client, store=store)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -244,11 +297,23 @@ def submit(
     cl = session.client
     svc = service_def if service_def is not None else cl.get_service(service)
     in_path, out_paths = async_paths(service, svc)
-    st = session.store
+    provider = async_provider(service, svc)
+    if via == "job":
+        if provider != "minio.default":
+            raise ValidationError(
+                f"service {service!r}: via='job' stages inputs in the cluster's MinIO, but its "
+                f"paths are on {provider!r}; use via='bucket'"
+            )
+        in_path = _staging_path(service, in_path)
+    st = session.store_of(service, svc, provider)
     jobs = _plan(service, paths, in_path, out_paths, new_run_id(run_id), 1, cl, st)
     bad = next((e for e in _upload(jobs, st) if e is not None), None)
     if bad is not None:
         raise bad
+    if via == "job":
+        for j in jobs:
+            cl.post_job(service, storage_event(j.input_uri, Path(j.input).stat().st_size))
+            j.submitted_at = time.time()
     return jobs
 
 
@@ -397,6 +462,39 @@ def _excerpt(text: str | None) -> str:
     return text if len(text) <= LOG_EXCERPT else "…" + text[-LOG_EXCERPT:]
 
 
+def _stuck(t: _Tracker, shown: int = 5, log_lines: int = 3) -> str:
+    """Why jobs may stay Pending: the service's Pending jobs since the submission, its
+    deployment status and the tail of its deployment logs (what can be read; "" if none)."""
+    try:
+        listing = t.cl.list_jobs(t.service)
+    except OscarError:
+        return ""
+    since = min(j.submitted_at for j in t.jobs) - 2
+    pending = sorted(
+        (n for n, i in listing.items() if i.get("status") == "Pending" and _created(i) >= since),
+        key=lambda n: _created(listing[n]),
+    )
+    if not pending:
+        return ""
+    more = f" and {len(pending) - shown} more" if len(pending) > shown else ""
+    text = f"; jobs of {t.service!r} still Pending: {', '.join(pending[:shown])}{more}"
+    try:
+        st = t.cl.deployment_status(t.service)
+        text += f"; deployment: {st.get('state', '?')}"
+        if st.get("reason"):
+            text += f" ({st['reason']})"
+    except OscarError:
+        pass  # clusters before v4 have no deployment endpoint
+    try:
+        entries = t.cl.deployment_logs(t.service, tail_lines=log_lines).get("entries") or []
+        lines = [str(e.get("message", ""))[:200] for e in entries if isinstance(e, dict)]
+        if lines:
+            text += "; deployment log: " + " | ".join(lines[-log_lines:])
+    except (OscarError, AttributeError):
+        pass
+    return redact(text)
+
+
 def _poll_sleep(elapsed: float) -> float:
     return min(1.0, 0.1 + elapsed / 30)
 
@@ -437,9 +535,10 @@ def wait(
                 j.status = "TimedOut"
             names = ", ".join(Path(j.input).name for j in pending[:10])
             more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+            stuck = "".join(_stuck(t) for t in trackers.values())
             raise TimeoutError(
                 f"{len(pending)} of {len(job_list)} inputs of service {job_list[0].service!r} "
-                f"still pending after {timeout:g} s: {names}{more}"
+                f"still pending after {timeout:g} s: {names}{more}{stuck}"
             )
         time.sleep(poll if poll is not None else _poll_sleep(elapsed))
     if download_to is not None:

@@ -19,6 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import tornado.web
 
@@ -31,10 +32,17 @@ from oscar_elyra.errors import (
     OscarError,
     ValidationError,
 )
+from oscar_elyra.local import buckets
 from oscar_elyra.local.jobs import JobManager
-from oscar_elyra.local.records import JobRecords
+from oscar_elyra.local.records import JobRecords, rfc3339
 from oscar_elyra.local.runner import TIMED_OUT, Runner, decode_body, event_file_name
-from oscar_elyra.local.services import ServiceStore, split_path, storage_paths, validated
+from oscar_elyra.local.services import (
+    ServiceStore,
+    as_oscar_returns,
+    split_path,
+    storage_paths,
+    validated,
+)
 from oscar_elyra.local.weed import SeaweedFS
 from oscar_elyra.redact import register_secret
 
@@ -69,16 +77,34 @@ class Runtime:
         self.jobs = JobManager(self.records, self.services, self.runner, self.s3, max_jobs)
 
     def ensure_buckets(self, svc: dict) -> None:
-        """Create the buckets of ``svc``'s input and output paths that do not exist yet."""
+        """Create the buckets of ``svc``'s input and output paths that do not exist yet.
+
+        A bucket created here is tagged as OSCAR tags a service's buckets (``owner``,
+        ``owner_name``, ``from_service``), which keeps ``PUT /system/buckets`` off it.
+        """
         for field in ("input", "output"):
             for io in storage_paths(svc, field):
                 bucket = split_path(io["path"])[0]
                 if not self.s3.bucket_exists(bucket):
                     try:
-                        self.s3.make_bucket(bucket)
+                        buckets.create_bucket(self.s3, bucket, tags={"from_service": svc["name"]})
                     except Exception as exc:  # created concurrently
                         if not self.s3.bucket_exists(bucket):
                             raise OscarError(f"cannot create bucket {bucket!r}: {exc}") from None
+
+    def minio_provider(self) -> dict:
+        """The cluster's MinIO as ``/system/config`` shows it (with the keys)."""
+        return {
+            "endpoint": self.weed.endpoint,
+            "verify": False,
+            "access_key": self.creds["s3_access_key"],
+            "secret_key": self.creds["s3_secret_key"],
+            "region": "us-east-1",
+        }
+
+    def service_view(self, svc: dict) -> dict:
+        """``svc`` as OSCAR returns it (:func:`~oscar_elyra.local.services.as_oscar_returns`)."""
+        return as_oscar_returns(svc, self.minio_provider())
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
@@ -194,6 +220,7 @@ class ConfigHandler(BaseHandler):
         self.send_json(
             {
                 "config": {
+                    "controller_service_account": "oscar-sa",
                     "name": "oscar",
                     "namespace": "oscar",
                     "services_namespace": "oscar-svc",
@@ -206,13 +233,7 @@ class ConfigHandler(BaseHandler):
                     "minio_quota_enabled": False,
                     "oidc_groups": [],
                 },
-                "minio_provider": {
-                    "endpoint": self.rt.weed.endpoint,
-                    "verify": False,
-                    "access_key": self.rt.creds["s3_access_key"],
-                    "secret_key": self.rt.creds["s3_secret_key"],
-                    "region": "us-east-1",
-                },
+                "minio_provider": self.rt.minio_provider(),
                 "allowed_image_repositories": [],
             }
         )
@@ -285,7 +306,7 @@ class StatusHandler(BaseHandler):
 class ServicesHandler(BaseHandler):
     def get(self) -> None:
         self.check_basic()
-        self.send_json(self.rt.services.list())
+        self.send_json([self.rt.service_view(s) for s in self.rt.services.list()])
 
     async def post(self) -> None:
         self.check_basic()
@@ -329,7 +350,11 @@ class ServicesHandler(BaseHandler):
 class ServiceHandler(BaseHandler):
     def get(self, name: str) -> None:
         self.check_basic()
-        self.send_json(self.service(name))
+        svc = self.rt.service_view(self.service(name))
+        if "deployment" in self.get_query_argument("include", "").split(","):
+            status = deployment_status(self.rt, svc)
+            svc["deployment"] = {k: v for k, v in status.items() if k not in _NOT_IN_SUMMARY}
+        self.send_json(svc)
 
     def delete(self, name: str) -> None:
         self.check_basic()
@@ -466,10 +491,203 @@ class JobHandler(_StreamedBody):
         except ValidationError as exc:
             decoded.unlink(missing_ok=True)
             self.fail(400, str(exc))
-        rec = self.rt.jobs.submit_body(name, decoded)
+        event = await self.run_io(storage_event, decoded)
+        if event is not None:
+            # as faas-supervisor: a storage event names the input object, downloaded by the job
+            decoded.unlink(missing_ok=True)
+            bucket, key, size = event
+            rec = self.rt.jobs.submit_object(name, bucket, key, size)
+        else:
+            rec = self.rt.jobs.submit_body(name, decoded)
         log.info("job %s created by POST /job", rec["name"])
         self.set_status(201)
         self.finish("")
+
+
+_STORAGE_EVENT_SOURCES = ("minio:s3", "aws:s3")
+#: a storage event is a small JSON document; bigger bodies are plain inputs
+_EVENT_LIMIT = 1 << 20
+
+
+def storage_event(path: Path) -> tuple[str, str, int] | None:
+    """``(bucket, key, size)`` when the body in ``path`` is a MinIO/S3 storage event.
+
+    As faas-supervisor's ``parse_event``: a delegated event (``{"event": ...}``) is
+    unwrapped; ``Records[0].eventSource`` ``minio:s3`` or ``aws:s3`` makes a storage
+    event whose object (``s3.bucket.name``, URL-decoded ``s3.object.key``) is the job's
+    input. Anything else (or a provider other than the cluster's MinIO) is a plain body.
+    """
+    try:
+        if path.stat().st_size > _EVENT_LIMIT:
+            return None
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("event"), dict):
+        if str(doc.get("storage_provider") or "default") not in ("default", "minio.default"):
+            return None
+        doc = doc["event"]
+    records = doc.get("Records") if isinstance(doc, dict) else None
+    if not isinstance(records, list) or not records or not isinstance(records[0], dict):
+        return None
+    rec = records[0]
+    if rec.get("eventSource") not in _STORAGE_EVENT_SOURCES:
+        return None
+    try:
+        bucket = str(rec["s3"]["bucket"]["name"])
+        key = unquote_plus(str(rec["s3"]["object"]["key"]))
+        size = int(rec["s3"]["object"].get("size") or 0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not bucket or not key:
+        return None
+    return bucket, key, size
+
+
+# ---------------------------------------------------------------------------- buckets
+# /system/buckets: OSCAR v4 bucket API over SeaweedFS (see oscar_elyra.local.buckets)
+
+
+class _BucketBase(BaseHandler):
+    async def bucket_call(self, fn, *args):
+        """Run ``fn(s3, *args)`` in an I/O thread; map library errors to OSCAR's statuses."""
+        try:
+            return await self.run_io(fn, self.rt.s3, *args)
+        except ValidationError as exc:
+            self.fail(400, str(exc))
+        except NotFoundError as exc:
+            self.fail(404, str(exc))
+        except ConflictError as exc:
+            self.fail(400, f"{exc}; choose another name")  # OSCAR answers 400 here
+        except PermissionError as exc:
+            self.fail(403, f"Forbidden action: {exc}")
+
+    def bucket_body(self) -> dict:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            self.fail(400, "The Bucket specification is not valid: send a JSON object")
+        return body
+
+
+class BucketsHandler(_BucketBase):
+    async def get(self) -> None:
+        self.check_basic()
+        self.send_json(await self.bucket_call(buckets.list_buckets))
+
+    async def post(self) -> None:
+        self.check_basic()
+        body = self.bucket_body()
+        await self.bucket_call(
+            buckets.create_bucket,
+            body.get("bucket_name"),
+            body.get("visibility"),
+            body.get("allowed_users"),
+        )
+        log.info("bucket %s created", body.get("bucket_name"))
+        self.set_status(201)
+        self.finish("")
+
+    async def put(self) -> None:
+        self.check_basic()
+        body = self.bucket_body()
+        await self.bucket_call(
+            buckets.set_visibility,
+            str(body.get("bucket_name") or "").strip(" /"),
+            body.get("visibility"),
+            body.get("allowed_users"),
+        )
+        self.set_status(204)
+        self.finish()
+
+
+class BucketHandler(_BucketBase):
+    async def get(self, bucket: str) -> None:
+        self.check_basic()
+        page = self.get_query_argument("page", None)
+        self.send_json(await self.bucket_call(buckets.list_page, bucket, page))
+
+    async def delete(self, bucket: str) -> None:
+        self.check_basic()
+        n = await self.bucket_call(buckets.delete_bucket, bucket)
+        log.info("bucket %s deleted with %d objects", bucket, n)
+        self.set_status(204)
+        self.finish()
+
+
+class PresignHandler(_BucketBase):
+    async def post(self, bucket: str) -> None:
+        self.check_basic()
+        self.send_json(await self.bucket_call(buckets.presign, bucket, self.json_body()))
+
+
+# ---------------------------------------------------------------------------- deployment
+# /system/services/{name}/deployment[/logs]: the embedded cluster runs no pods; its
+# "deployment" is the host's job slots, its logs those of the latest job.
+
+_NOT_IN_SUMMARY = ("service_name", "namespace")
+DEPLOYMENT_TAIL = 200
+
+
+def deployment_status(rt: Runtime, svc: dict) -> dict:
+    """OSCAR's ``ServiceDeploymentStatus`` for ``svc`` on the embedded cluster."""
+    recs = rt.records.of_service(svc["name"])
+    running = sum(1 for r in recs if r["status"] == "Running")
+    pending = sum(1 for r in recs if r["status"] == "Pending")
+    busy = rt.records.counts().get("Running", 0)
+    changed = max(
+        [r.get("start_time") or r["creation_time"] for r in recs if r["status"] == "Running"],
+        default=None,
+    )
+    reason = (
+        f"{running} running, {pending} pending; {busy} of {rt.max_jobs} job slots of the "
+        "host in use (scripts run as host processes; the image is not pulled)"
+    )
+    out = {
+        "service_name": svc["name"],
+        "namespace": "oscar-svc",
+        "state": "ready",
+        "reason": reason,
+        "active_instances": running,
+        "affected_instances": 0,
+        "resource_kind": "embedded_process",
+    }
+    if changed is not None:
+        out["last_transition_time"] = rfc3339(changed)
+    return out
+
+
+class DeploymentHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.check_basic()
+        self.send_json(deployment_status(self.rt, self.service(name)))
+
+
+class DeploymentLogsHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.check_basic()
+        self.service(name)
+        try:
+            stamps = parse_bool(self.get_query_argument("timestamps", "false"), "timestamps")
+            tail = int(self.get_query_argument("tailLines", str(DEPLOYMENT_TAIL)))
+        except (ConfigError, ValueError):
+            self.fail(400, "timestamps must be true/false and tailLines an integer")
+        recs = [r for r in self.rt.records.of_service(name) if r["status"] != "Pending"]
+        out: dict[str, Any] = {"service_name": name, "available": False, "entries": []}
+        if not recs:
+            out["message"] = "Deployment logs are not yet available."
+            self.send_json(out)
+            return
+        latest = max(recs, key=lambda r: r.get("start_time") or r["creation_time"])
+        lines = self.rt.records.read_log(name, latest["name"]).splitlines()
+        if tail > 0:
+            lines = lines[-tail:]
+        when = rfc3339(latest.get("start_time") or latest["creation_time"])
+        out["entries"] = [
+            {"message": line, **({"timestamp": when} if stamps else {})} for line in lines
+        ]
+        out["available"] = bool(lines)
+        out["message"] = f"Returning the log of the latest job ({latest['name']})."
+        self.send_json(out)
 
 
 def make_app(rt: Runtime) -> tornado.web.Application:
@@ -483,6 +701,11 @@ def make_app(rt: Runtime) -> tornado.web.Application:
             (r"/system/status/?", StatusHandler),
             (r"/system/services/?", ServicesHandler),
             (rf"/system/services/{name}/?", ServiceHandler),
+            (rf"/system/services/{name}/deployment/?", DeploymentHandler),
+            (rf"/system/services/{name}/deployment/logs/?", DeploymentLogsHandler),
+            (r"/system/buckets/?", BucketsHandler),
+            (r"/system/buckets/(?P<bucket>[^/]+)/?", BucketHandler),
+            (r"/system/buckets/(?P<bucket>[^/]+)/presign/?", PresignHandler),
             (rf"/system/logs/{name}/?", LogsHandler),
             (rf"/system/logs/{name}/(?P<job>[^/]+)/?", JobLogHandler),
             (rf"/run/{name}/?", RunHandler),

@@ -16,9 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from minio import Minio
 
@@ -27,6 +25,7 @@ from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import FINISHED, JobRecords
 from oscar_elyra.local.runner import Runner, Workspace, event_file_name, supervisor_line
 from oscar_elyra.local.services import ServiceStore, path_matches, split_path, storage_paths
+from oscar_elyra.storage import object_created_event
 
 __all__ = ["JobManager"]
 
@@ -171,6 +170,13 @@ class JobManager:
         self.queue.put_nowait((svc, rec["name"]))
         return rec
 
+    def submit_object(self, svc: str, bucket: str, key: str, size: int = 0) -> dict:
+        """Queue a job whose input is object ``bucket/key`` (a storage event on ``POST /job``)."""
+        rec = self.records.new(svc, source="bucket", bucket=bucket, key=key, size=size, via="post")
+        self.queue.put_nowait((svc, rec["name"]))
+        self._last_activity = time.monotonic()
+        return rec
+
     # ---------------------------------------------------------------- execution
     async def _worker(self) -> None:
         me = asyncio.current_task()
@@ -298,31 +304,8 @@ class JobManager:
 
 def _minio_event(rec: dict) -> str:
     """A MinIO ``s3:ObjectCreated:Put`` notification for a bucket job, as OSCAR gets it."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps(
-        {
-            "EventName": "s3:ObjectCreated:Put",
-            "Key": f"{rec['bucket']}/{rec['key']}",
-            "Records": [
-                {
-                    "eventVersion": "2.0",
-                    "eventSource": "minio:s3",
-                    "awsRegion": "",
-                    "eventTime": now,
-                    "eventName": "s3:ObjectCreated:Put",
-                    "s3": {
-                        "s3SchemaVersion": "1.0",
-                        "bucket": {"name": rec["bucket"], "arn": f"arn:aws:s3:::{rec['bucket']}"},
-                        "object": {
-                            "key": quote(rec["key"]),
-                            "size": rec.get("size", 0),
-                            "eTag": rec.get("etag", ""),
-                        },
-                    },
-                }
-            ],
-        }
-    )
+    event = object_created_event(rec["bucket"], rec["key"], rec.get("size", 0), rec.get("etag", ""))
+    return json.dumps(event)
 
 
 def _small_text(path: Path, limit: int = 64 * 1024) -> str | None:

@@ -11,7 +11,48 @@ from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.errors import ConflictError, NotFoundError
 from oscar_elyra.fdl import validate_service
 
-__all__ = ["ServiceStore", "path_matches", "split_path", "storage_paths", "validated"]
+__all__ = [
+    "DEFAULT_OWNER",
+    "ServiceStore",
+    "as_oscar_returns",
+    "path_matches",
+    "split_path",
+    "storage_paths",
+    "validated",
+]
+
+#: the owner OSCAR records for a service created with Basic auth (``types.DefaultOwner``)
+DEFAULT_OWNER = "cluster_admin"
+
+#: fields OSCAR always returns (Go struct fields without ``omitempty``) with the defaults
+#: its create handler sets (``checkValues``: memory 256Mi, cpu 0.2, log level INFO,
+#: visibility private) or Go's zero values
+_OSCAR_DEFAULTS: dict = {
+    "cluster_id": "",
+    "memory": "256Mi",
+    "cpu": "0.2",
+    "total_memory": "",
+    "total_cpu": "",
+    "ephemeral_storage_request": "",
+    "enable_gpu": False,
+    "enable_sgx": False,
+    "image_prefetch": False,
+    "synchronous": {"min_scale": 0, "max_scale": 0},
+    "log_level": "INFO",
+    "alpine": False,
+    "file_stage_in": False,
+    "input": [],
+    "output": [],
+    "annotations": {},
+    "vo": "",
+    "owner": DEFAULT_OWNER,
+    "interlink_node_name": "",
+    "visibility": "private",
+    "allowed_users": [],
+    "isolation_level": "SERVICE",
+    "bucket_list": [],
+}
+_LOG_LEVELS = ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _LOCAL_PROVIDERS = {"minio", "minio.default"}
 
@@ -23,6 +64,52 @@ def storage_paths(svc: dict, field: str) -> list[dict]:
         for io in svc.get(field) or []
         if (io.get("storage_provider") or "minio.default") in _LOCAL_PROVIDERS
     ]
+
+
+def as_oscar_returns(svc: dict, minio: dict) -> dict:
+    """``svc`` as OSCAR's ``GET /system/services/{name}`` returns it.
+
+    OSCAR's defaults and zero values filled in, its labels added, and
+    ``storage_providers.minio.default`` set to the cluster's MinIO (endpoint, region and
+    ``verify`` of ``minio``, keys shown as ``"hidden"``: clients read the real ones from
+    ``/system/config``), overriding whatever the request said, as OSCAR does; other
+    providers are returned as they were given (with their credentials). Filled at read
+    time, because the embedded cluster's S3 port may change between restarts.
+    """
+    out = {k: (v.copy() if isinstance(v, (dict, list)) else v) for k, v in _OSCAR_DEFAULTS.items()}
+    out.update({k: v for k, v in svc.items() if v is not None})
+    for key in ("memory", "cpu", "log_level", "visibility"):
+        if not out.get(key):
+            out[key] = _OSCAR_DEFAULTS[key]
+    out["log_level"] = str(out["log_level"]).upper()
+    if out["log_level"] not in _LOG_LEVELS:
+        out["log_level"] = "INFO"
+    env = dict(out.get("environment") or {})
+    env.setdefault("variables", {})
+    out["environment"] = env
+    labels = dict(out.get("labels") or {})
+    labels.update(
+        {
+            "oscar.grycap/user-service": "true",
+            "oscar_service": svc["name"],
+            "applicationId": svc["name"],
+            "queue": f"root.oscar-queue.{svc['name']}",
+            "owner_name": "oscar",
+        }
+    )
+    out["labels"] = labels
+    providers = {k: dict(v) for k, v in (out.get("storage_providers") or {}).items()}
+    minio_providers = dict(providers.get("minio") or {})
+    minio_providers["default"] = {
+        "endpoint": minio.get("endpoint") or "",
+        "verify": bool(minio.get("verify", False)),
+        "access_key": "hidden",
+        "secret_key": "hidden",
+        "region": minio.get("region") or "us-east-1",
+    }
+    providers["minio"] = minio_providers
+    out["storage_providers"] = providers
+    return out
 
 
 def split_path(path: str) -> tuple[str, str]:
