@@ -76,7 +76,7 @@ class Artifact:
 
     uri: str
     size: int
-    sha256: str | None
+    sha256: str | None = None
     content_type: str = "application/octet-stream"
     name: str = ""
     node: str | None = None

@@ -139,3 +139,11 @@ def test_sync_results_keep_nested_names_and_same_stems_apart(cluster, run):
         node="gray2", client=client, store=store,
     )  # fmt: skip
     assert sorted(a.name for a in local) == ["digit-0-0000-1.png", "digit-0-0000.png"]
+
+
+def test_artifact_without_checksum_round_trips(run):
+    """An object stored without a sha256 (written by an OSCAR job) survives its manifest."""
+    art = Artifact(uri="s3://b/k/out.json", size=3)
+    publish([art], "n")
+    (back,) = read_manifest(manifest_path("n")).artifacts
+    assert back.uri == art.uri and back.size == 3 and back.sha256 is None
