@@ -1,4 +1,4 @@
-"""The digits classifier as a DEEPaaS v2 model (``deepaas.v2.model`` entry point ``deepaas-digits``).
+"""The digits classifier as a DEEPaaS v2 model (entry point ``deepaas-digits``).
 
 DEEPaaS (``deepaas-run`` for its REST API, ``deepaas-cli`` for one call, as AI4EOSC's OSCAR
 services do) loads a model as a module exposing ``get_metadata``, ``get_predict_args``,
@@ -110,7 +110,7 @@ def _load() -> Any:
 
 
 def predict(**kwargs: Any) -> dict[str, Any]:
-    """Classify ``image``: the best digit, the ``top_k`` most probable ones, all 10 probabilities."""
+    """Classify ``image``: the best digit, the ``top_k`` likeliest ones, all 10 probabilities."""
     # heavy optional dependencies (the `local` extra): imported on use
     import numpy as np
     from PIL import Image
