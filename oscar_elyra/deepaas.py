@@ -45,10 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from oscar_elyra.artifacts import Artifact, fetch
 from oscar_elyra.errors import ServiceError, ValidationError
 from oscar_elyra.invoke import BatchResult
 from oscar_elyra.redact import redact
 from oscar_elyra.session import Session, connect
+from oscar_elyra.storage import parse_uri
 
 __all__ = [
     "Argument",
@@ -59,8 +61,10 @@ __all__ = [
     "log_excerpt",
     "map",
     "parse_answer",
+    "parse_model_args",
     "parse_help",
     "predict",
+    "predict_artifacts",
     "submit",
     "wait",
 ]
@@ -526,6 +530,31 @@ def help(  # noqa: A001 - the DEEPaaS name
     return builtins.list(args)
 
 
+def parse_model_args(text: str | None) -> dict[str, str]:
+    """Model arguments from a node parameter: a JSON object, or ``name=value`` pairs
+    separated by commas or new lines (values are converted by the model's argument types)."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"model arguments: not a JSON object: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValidationError("model arguments: give a JSON object or name=value pairs")
+        return data
+    out = {}
+    for item in re.split(r"[,\n]", text):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"model argument {item.strip()!r}: write it as name=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _check(
     service: str, spec: list[Argument], args: dict[str, Any], files: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -894,3 +923,77 @@ def map(  # noqa: A001 - the documented name
                 target.write_text(job.log, encoding="utf-8")
                 rec["outputs"].append(str(target))
     return BatchResult(records)
+
+
+# =============================================================================== pipeline nodes
+
+
+def predict_artifacts(
+    service: str,
+    inputs: Iterable[Artifact],
+    *,
+    prefix: str,
+    file_arg: str | None = None,
+    node: str | None = None,
+    run: str | None = None,
+    session: Session | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    args: Mapping[str, Any] | None = None,
+) -> list[Artifact]:
+    """A pipeline node's work: one sync prediction per input artifact, stored as JSON.
+
+    Each input is downloaded (checksum verified), sent as the model's ``file_arg`` (default:
+    its only file argument) with ``args``, and its prediction stored at
+    ``<prefix><input stem>.json``. Arguments are checked once, before any call. Returns the
+    prediction artifacts (provenance: node, service, run, source URI).
+    """
+    sess = _session(session)
+    arts = builtins.list(inputs)
+    if not arts:
+        raise ValidationError(f"nothing to send to {service!r}: no input artifacts")
+    spec = help(service, session=sess, timeout=timeout)
+    if file_arg is None:
+        file_args = [a.name for a in spec if a.is_file]
+        if len(file_args) != 1:
+            raise ValidationError(
+                f"service {service!r} has file arguments {file_args or 'none'}; "
+                "name the one the inputs go to (FILE_ARG)"
+            )
+        file_arg = file_args[0]
+    clean, _ = _check(service, spec, dict(args or {}), {file_arg: __file__})
+    if not prefix.endswith("/"):
+        prefix += "/"
+    sess.store.ensure_bucket(parse_uri(prefix)[0])
+    out: list[Artifact] = []
+    used: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="oscar-deepaas-") as tmp:
+        for n, art in enumerate(arts):
+            (path,) = fetch([art], Path(tmp) / f"in-{n}", store=sess.store)
+            pred = predict(
+                service,
+                files={file_arg: path},
+                session=sess,
+                validate=False,
+                timeout=timeout,
+                args=clean,
+            )
+            path.unlink(missing_ok=True)
+            stem = _safe_id(Path(art.name).stem)
+            if stem in used:
+                stem = f"{stem}-{n}"
+            used.add(stem)
+            data = json.dumps(pred.json(), indent=2).encode("utf-8")
+            info = sess.store.put_bytes(
+                data, f"{prefix}{stem}.json", content_type="application/json"
+            )
+            out.append(
+                Artifact.from_object(
+                    info,
+                    name=f"{stem}.json",
+                    node=node or service,
+                    service=service,
+                    run=run,
+                    source=art.uri,
+                )
+            )
+    return out
