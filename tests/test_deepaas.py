@@ -20,6 +20,7 @@ import pytest
 
 import oscar_elyra as oe
 from oscar_elyra import deepaas
+from oscar_elyra.artifacts import Artifact, Manifest, read_manifest, write_manifest
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import ServiceError, ValidationError
 from oscar_elyra.ops import sample_digits
@@ -223,6 +224,7 @@ MEM_PROBE = textwrap.dedent(
     """\
     import json, sys
     from oscar_elyra import deepaas
+from oscar_elyra.artifacts import Artifact, Manifest, read_manifest, write_manifest
     from oscar_elyra.errors import ServiceError
     from oscar_elyra.session import connect
     sess = connect()
@@ -262,6 +264,56 @@ def test_oscar_files_streamed_memory_bounded(cluster_env, tmp_path):
     assert info["delta"] < 64 * 1024 * 1024, info
     # the model saw the whole file and refused it as an image: the request arrived intact
     assert info["error"] and "cannot identify image file" in info["error"], info
+
+
+# --------------------------------------------------------------------------- pipeline node
+
+
+def test_palette_component_predicts_each_artifact(sess, digits, cluster_env, tmp_path):
+    """``python -m oscar_elyra.components.deepaas_predict``: manifest in, predictions out."""
+    arts = []
+    for png in digits[:3]:
+        info = sess.store.put_file(png, f"s3://oscar-elyra/test-deepaas/in/{png.name}")
+        arts.append(Artifact.from_object(info, name=png.name))
+    manifest = tmp_path / "in.json"
+    write_manifest(Manifest(node="upload", run="test", artifacts=arts), manifest)
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oscar_elyra.components.deepaas_predict",
+            "--service",
+            SERVICE,
+            "--input-manifest",
+            str(manifest),
+            "--model-args",
+            "top_k=2, ink=auto",
+            "--destination",
+            "s3://oscar-elyra/test-deepaas/out/",
+            "--output-manifest",
+            str(out),
+        ],
+        env=cluster_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    preds = read_manifest(out).artifacts
+    assert [a.name for a in preds] == [p.stem + ".json" for p in digits[:3]]
+    for art, png in zip(preds, digits[:3], strict=True):
+        data = json.loads(sess.store.get_bytes(art.uri))
+        assert data["digit"] == _label(png) and len(data["top_k"]) == 2
+        assert art.source.endswith(png.name) and art.service == SERVICE
+
+
+def test_model_args_parameter_forms():
+    assert deepaas.parse_model_args("top_k=3, ink=dark") == {"top_k": "3", "ink": "dark"}
+    assert deepaas.parse_model_args('{"top_k": 3}') == {"top_k": 3}
+    assert deepaas.parse_model_args("  ") == {}
+    with pytest.raises(ValidationError, match="name=value"):
+        deepaas.parse_model_args("top_k")
 
 
 # --------------------------------------------------------------------------- 502 while pulling
