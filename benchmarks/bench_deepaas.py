@@ -28,10 +28,10 @@ from pathlib import Path
 import requests
 
 from oscar_elyra import deepaas
+from oscar_elyra.examples.digits import sample_digits
 from oscar_elyra.fdl import load_fdl
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.examples import examples_dir
-from oscar_elyra.ops import sample_digits
 from oscar_elyra.session import connect
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from oscar_elyra.cli import main
-from oscar_elyra.ops import sample_digits
+from oscar_elyra.examples.digits import sample_digits
 
 pytest.importorskip("deepaas")
 

@@ -23,7 +23,7 @@ from oscar_elyra import deepaas
 from oscar_elyra.artifacts import Artifact, Manifest, read_manifest, write_manifest
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import ServiceError, ValidationError
-from oscar_elyra.ops import sample_digits
+from oscar_elyra.examples.digits import sample_digits
 from oscar_elyra.session import connect
 
 pytest.importorskip("deepaas")
