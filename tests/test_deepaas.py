@@ -224,7 +224,6 @@ MEM_PROBE = textwrap.dedent(
     """\
     import json, sys
     from oscar_elyra import deepaas
-from oscar_elyra.artifacts import Artifact, Manifest, read_manifest, write_manifest
     from oscar_elyra.errors import ServiceError
     from oscar_elyra.session import connect
     sess = connect()
