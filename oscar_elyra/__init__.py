@@ -34,11 +34,17 @@ _LAZY = {
     "Manifest": "oscar_elyra.artifacts",
     **{name: "oscar_elyra.errors" for name in _errors.__all__},
 }
+#: sub-modules reachable as attributes (``oe.deepaas.predict(...)``)
+_SUBMODULES = {"deepaas"}
 
-__all__ = sorted(name for name in _LAZY if not hasattr(builtins, name)) + ["__version__"]
+__all__ = sorted(
+    [name for name in _LAZY if not hasattr(builtins, name)] + [*_SUBMODULES, "__version__"]
+)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"oscar_elyra.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'oscar_elyra' has no attribute {name!r}")
@@ -46,4 +52,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -5,7 +5,11 @@
   refresh-token grant (the access token is refreshed ``margin`` seconds before it
   expires; ``client_id`` defaults to the token's ``azp`` claim; the token endpoint
   defaults to the issuer's discovery document), or an ``oidc-agent`` account
-  (through the ``oidc-token`` tool, when installed).
+  (through the ``oidc-token`` tool, when installed), or a token file (EGI Notebooks'
+  ``/var/run/secrets/egi.eu/access_token``, ``OSCAR_TOKEN_FILE``) re-read whenever the
+  file changes, so a long session outlives each access token.
+* :func:`invoke_auth` adds the service token (``OSCAR_SERVICE_TOKEN``): ``/run`` and
+  ``/job`` with one service's own token, without a cluster account.
 * every secret it sees is registered with :mod:`oscar_elyra.redact`.
 
 A failed refresh raises :class:`~oscar_elyra.errors.AuthError`; a request is never
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -257,6 +262,55 @@ class OidcAgentAuth(_ExpiringTokenAuth):
         return f"OidcAgentAuth(account={self.account!r})"
 
 
+class TokenFileAuth(AuthBase):
+    """An OIDC access token read from a file, re-read whenever the file changes.
+
+    The file is checked (``stat``: inode, size, modification time) before every request,
+    so a token renewed by the hub, or a file replaced by rename, is used at once.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._stamp: tuple[int, int, int] | None = None
+        self._token: str | None = None
+        self._exp: float | None = None
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        """The file's current token (read again only when the file changed)."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise AuthError(
+                f"token file {self.path} cannot be read ({exc.strerror}); "
+                "set OSCAR_TOKEN_FILE to the file holding your access token"
+            ) from None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if stamp != self._stamp or not self._token:
+                with open(self.path, encoding="utf-8") as fh:
+                    token = fh.read().strip()
+                if not token:
+                    raise AuthError(f"token file {self.path} is empty")
+                register_secret(token)
+                self._token, self._exp, self._stamp = token, _expiry(token), stamp
+                log.debug("read the access token from %s", self.path)
+            if self._exp is not None and self._exp <= time.time():
+                raise AuthError(
+                    f"the access token in {self.path} expired at "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self._exp))} and the "
+                    "file was not renewed; restart the notebook server or write a new token"
+                )
+            return self._token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token()}"
+        return r
+
+    def __repr__(self) -> str:
+        return f"TokenFileAuth(path={self.path!r})"
+
+
 class NoAuth(AuthBase):
     """No credentials (for health checks; /system calls will answer 401)."""
 
@@ -266,14 +320,14 @@ class NoAuth(AuthBase):
 
 def uses_oidc(config: ClusterConfig) -> bool:
     """True when ``config`` authenticates with OIDC tokens (they work on /run and /job)."""
-    return bool(config.token or config.refresh_token or config.oidc_account)
+    return bool(config.token or config.refresh_token or config.oidc_account or config.token_file)
 
 
 def make_auth(config: ClusterConfig) -> AuthBase:
     """The ``requests`` auth for ``config``'s ``/system`` calls.
 
     Order: refresh token (with the access token, if any, used first) > static access
-    token > oidc-agent account > Basic user/password > no auth.
+    token > token file > oidc-agent account > Basic user/password > no auth.
     """
     if config.refresh_token:
         return RefreshTokenAuth(
@@ -285,6 +339,8 @@ def make_auth(config: ClusterConfig) -> AuthBase:
         )
     if config.token:
         return BearerAuth(config.token)
+    if config.token_file:
+        return TokenFileAuth(config.token_file)
     if config.oidc_account:
         return OidcAgentAuth(config.oidc_account)
     if config.user and config.password:

@@ -40,18 +40,26 @@ class _Main(click.Group):
 @click.version_option(__version__, prog_name="oscar-elyra")
 @click.option("--cluster", metavar="ID", help="Cluster id from ~/.oscar-cli/config.yaml.")
 @click.option("--endpoint", metavar="URL", help="OSCAR endpoint (overrides OSCAR_ENDPOINT).")
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="A service's own token (overrides OSCAR_SERVICE_TOKEN): run, job, map and deepaas "
+    "with only --endpoint and this token, without a cluster account.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.pass_context
-def main(ctx: click.Context, cluster, endpoint, as_json, quiet, verbose) -> None:
+def main(ctx: click.Context, cluster, endpoint, token, as_json, quiet, verbose) -> None:
     """Compose and run AI inference pipelines on OSCAR clusters."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:  # urllib3 logs each retry as a warning; the final error says it all
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     install_log_redaction()
-    ctx.obj = CliState(cluster=cluster, endpoint=endpoint, json=as_json, quiet=quiet)
+    ctx.obj = CliState(
+        cluster=cluster, endpoint=endpoint, service_token=token, json=as_json, quiet=quiet
+    )
 
 
 def _register() -> None:
@@ -64,6 +72,7 @@ def _register() -> None:
         ("catalog", ["catalog"]),
         ("pipeline", ["validate", "describe"]),
         ("run", ["run"]),
+        ("deepaas", ["deepaas"]),
     ]:
         mod = import_module(f"oscar_elyra.commands.{module}")
         for name in names:

@@ -7,8 +7,9 @@
 * Timeouts are ``(connect, read)`` seconds.
 * Errors are typed (:mod:`oscar_elyra.errors`) and name the cluster, endpoint and
   service; bodies are shortened and redacted.
-* ``/run`` and ``/job`` use the cluster's OIDC token when configured, else the
-  service's own token, read once from its definition and cached.
+* ``/run`` and ``/job`` use the service token given in the settings
+  (``OSCAR_SERVICE_TOKEN``: no cluster account needed), else the cluster's OIDC token
+  when configured, else the service's own token, read once from its definition and cached.
 """
 
 from __future__ import annotations
@@ -219,6 +220,11 @@ class OscarClient:
             hint = "check the OIDC token" if self._oidc else "check OSCAR_USER/OSCAR_PASSWORD"
             if service and what.startswith("invoking"):
                 hint = "the service token was refused; the service may have been re-created"
+            elif self.cluster.service_token and not (self._oidc or self.cluster.user):
+                hint = (
+                    "a service token (OSCAR_SERVICE_TOKEN / --token) only allows /run and /job; "
+                    "this needs a cluster account (OSCAR_USER/OSCAR_PASSWORD or an OIDC token)"
+                )
             return AuthError(f"{where}: {what} refused for {subject} ({status}): {hint}")
         if status == 404:
             return NotFoundError(f"{where}: {subject} not found ({status})")
@@ -618,6 +624,8 @@ class OscarClient:
             self._tokens.pop(name or "", None)
 
     def _invoke_auth(self, name: str) -> Any:
+        if self.cluster.service_token:
+            return BearerAuth(self.cluster.service_token, what="service token")
         if self._oidc:
             return self._auth
         return BearerAuth(self.service_token(name), what="service token")

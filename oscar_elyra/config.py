@@ -6,9 +6,13 @@
    the oscar-cli config file);
 2. environment variables ``OSCAR_ENDPOINT``, ``OSCAR_USER``, ``OSCAR_PASSWORD``,
    ``OSCAR_TOKEN`` (OIDC access token), ``OSCAR_REFRESH_TOKEN`` (with optional
-   ``OSCAR_TOKEN_ENDPOINT``/``OSCAR_CLIENT_ID``), ``OSCAR_SSL_VERIFY``,
-   ``OSCAR_CLUSTER_ID`` (the id of the env-defined cluster, or, without
-   ``OSCAR_ENDPOINT``, the oscar-cli entry to use);
+   ``OSCAR_TOKEN_ENDPOINT``/``OSCAR_CLIENT_ID``), ``OSCAR_TOKEN_FILE`` (a file holding
+   an OIDC access token, re-read whenever it changes), ``OSCAR_SERVICE_TOKEN`` (one
+   service's own token: enough for ``/run`` and ``/job`` without a cluster account),
+   ``OSCAR_SSL_VERIFY``, ``OSCAR_CLUSTER_ID`` (the id of the env-defined cluster, or,
+   without ``OSCAR_ENDPOINT``, the oscar-cli entry to use);
+2b. for an endpoint given by argument or environment with no credentials: the EGI
+   Notebooks token file ``/var/run/secrets/egi.eu/access_token`` when it exists;
 3. the oscar-cli config file, ``~/.oscar-cli/config.yaml`` (path overridable with
    ``OSCAR_CLI_CONFIG``)::
 
@@ -46,7 +50,9 @@ from oscar_elyra.redact import register_secret
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
-_SECRET_FIELDS = ("password", "token", "refresh_token")
+_SECRET_FIELDS = ("password", "token", "refresh_token", "service_token")
+#: where EGI Notebooks (and AI4EOSC's) JupyterHub keeps the user's renewed access token
+EGI_TOKEN_FILE = "/var/run/secrets/egi.eu/access_token"
 
 ENV_VARS = (
     "OSCAR_ENDPOINT",
@@ -59,6 +65,8 @@ ENV_VARS = (
     "OSCAR_SSL_VERIFY",
     "OSCAR_CLUSTER_ID",
     "OSCAR_OIDC_ACCOUNT",
+    "OSCAR_TOKEN_FILE",
+    "OSCAR_SERVICE_TOKEN",
 )
 
 
@@ -93,6 +101,8 @@ class ClusterConfig:
     token_endpoint: str | None = None
     client_id: str | None = None
     oidc_account: str | None = None
+    token_file: str | None = None
+    service_token: str | None = None
     ssl_verify: bool = True
     source: str = "arguments"
 
@@ -129,6 +139,8 @@ class ClusterConfig:
             "OSCAR_TOKEN_ENDPOINT": self.token_endpoint,
             "OSCAR_CLIENT_ID": self.client_id,
             "OSCAR_OIDC_ACCOUNT": self.oidc_account,
+            "OSCAR_TOKEN_FILE": self.token_file,
+            "OSCAR_SERVICE_TOKEN": self.service_token,
             "OSCAR_SSL_VERIFY": "true" if self.ssl_verify else "false",
         }
         return {k: v for k, v in values.items() if v}
@@ -237,6 +249,17 @@ def _label(endpoint: str) -> str:
     return "local" if host in ("127.0.0.1", "localhost", "::1") else host
 
 
+_CREDENTIAL_KEYS = (
+    "user",
+    "password",
+    "token",
+    "refresh_token",
+    "oidc_account",
+    "token_file",
+    "service_token",
+)
+
+
 def resolve_cluster(
     cluster: str | None = None,
     *,
@@ -245,6 +268,8 @@ def resolve_cluster(
     password: str | None = None,
     token: str | None = None,
     refresh_token: str | None = None,
+    service_token: str | None = None,
+    token_file: str | os.PathLike[str] | None = None,
     ssl_verify: bool | str | None = None,
     env: Mapping[str, str] | None = None,
     config_file: str | os.PathLike[str] | None = None,
@@ -255,9 +280,9 @@ def resolve_cluster(
     Raises ConfigError when nothing is configured, naming the variables to set.
     """
     env = os.environ if env is None else env
-    for s in (password, token, refresh_token):
+    for s in (password, token, refresh_token, service_token):
         register_secret(s)
-    for name in ("OSCAR_PASSWORD", "OSCAR_TOKEN", "OSCAR_REFRESH_TOKEN"):
+    for name in ("OSCAR_PASSWORD", "OSCAR_TOKEN", "OSCAR_REFRESH_TOKEN", "OSCAR_SERVICE_TOKEN"):
         register_secret(env.get(name))
     path = Path(config_file) if config_file is not None else default_config_file(env)
 
@@ -269,6 +294,8 @@ def resolve_cluster(
             password=password,
             token=token,
             refresh_token=refresh_token,
+            service_token=service_token,
+            token_file=os.fspath(token_file) if token_file is not None else None,
         ).items()
         if v not in (None, "")
     }
@@ -281,6 +308,8 @@ def resolve_cluster(
             ("token", "OSCAR_TOKEN"),
             ("refresh_token", "OSCAR_REFRESH_TOKEN"),
             ("oidc_account", "OSCAR_OIDC_ACCOUNT"),
+            ("token_file", "OSCAR_TOKEN_FILE"),
+            ("service_token", "OSCAR_SERVICE_TOKEN"),
         ]
         if env.get(var)
     }
@@ -312,12 +341,14 @@ def resolve_cluster(
         src = "arguments" if args.get("endpoint") else "environment"
         base = {"cluster_id": env_id or _label(ep), "endpoint": ep, "source": src}
         creds = {**{k: v for k, v in envs.items() if k != "endpoint"}, **args}
-        if not any(
-            k in creds for k in ("user", "password", "token", "refresh_token", "oidc_account")
-        ):
-            # no credentials given: borrow those configured for this very endpoint
-            base.update(_credentials_for(ep, path, env) or {})
-            base["endpoint"] = ep
+        if not any(k in creds for k in _CREDENTIAL_KEYS):
+            if os.path.isfile(EGI_TOKEN_FILE):
+                # EGI Notebooks: the hub keeps a fresh access token in this file
+                base["token_file"] = EGI_TOKEN_FILE
+            else:
+                # no credentials given: borrow those configured for this very endpoint
+                base.update(_credentials_for(ep, path, env) or {})
+                base["endpoint"] = ep
         overlay = [{k: v for k, v in envs.items() if k != "endpoint"}, args]
     else:
         clusters, default = load_oscar_cli_config(path)

@@ -23,6 +23,7 @@ EXPECTED = {
     "oscar_invoke_async.yaml",
     "oscar_download.yaml",
     "oscar_deploy_service.yaml",
+    "oscar_deepaas_predict.yaml",
 }
 
 

@@ -18,8 +18,13 @@ def test_examples_load_and_inline_scripts():
         names.append(svc["name"])
         assert svc["script"] == (path.parent / "script.sh").read_text()
         assert svc["_cluster_id"] == "oscar-cluster"
-        assert svc["input"] == [{"storage_provider": "minio.default", "path": f"{svc['name']}/in"}]
-        assert svc["output"][0]["path"] == f"{svc['name']}/out"
+        # deepaas-digits keeps the AI4EOSC template's <name>/inputs, <name>/outputs
+        sub_in, sub_out = (
+            ("inputs", "outputs") if svc["name"].startswith("deepaas") else ("in", "out")
+        )
+        path_in = f"{svc['name']}/{sub_in}"
+        assert svc["input"] == [{"storage_provider": "minio.default", "path": path_in}]
+        assert svc["output"][0]["path"] == f"{svc['name']}/{sub_out}"
         assert "/" in svc["image"]
     assert tuple(names) == EXAMPLES
 

@@ -70,7 +70,7 @@ def test_up_detach_status_down(tmp_path):
         auth=(creds["user"], creds["password"]),
         timeout=10,
     ).json()
-    assert [s["name"] for s in names] == ["cowsay", "digits", "grayify"]
+    assert [s["name"] for s in names] == ["cowsay", "deepaas-digits", "digits", "grayify"]
     assert json.loads((data / "cluster.json").read_text())["max_jobs"] == 3
     assert len(_procs_using(data)) >= 2  # API server + weed
 

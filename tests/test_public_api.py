@@ -50,7 +50,7 @@ def test_star_import_does_not_shadow_builtins():
 
 
 def test_module_all_lists_exist():
-    for module in ("errors", "redact", "_paths", "discovery", "session", "invoke"):
+    for module in ("errors", "redact", "_paths", "discovery", "session", "invoke", "deepaas"):
         mod = __import__(f"oscar_elyra.{module}", fromlist=["__all__"])
         for name in mod.__all__:
             assert hasattr(mod, name), f"oscar_elyra.{module}.{name}"

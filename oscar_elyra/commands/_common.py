@@ -20,6 +20,7 @@ class CliState:
 
     cluster: str | None = None
     endpoint: str | None = None
+    service_token: str | None = None
     json: bool = False
     quiet: bool = False
     _session: Session | None = field(default=None, repr=False)
@@ -27,7 +28,12 @@ class CliState:
     def session(self) -> Session:
         """The connection to the selected cluster (built once, see :func:`session.connect`)."""
         if self._session is None:
-            self._session = connect(self.cluster, endpoint=self.endpoint, progress=self.progress)
+            self._session = connect(
+                self.cluster,
+                endpoint=self.endpoint,
+                service_token=self.service_token,
+                progress=self.progress,
+            )
         return self._session
 
     def client(self):
@@ -46,7 +52,9 @@ class CliState:
         if self._session is not None:
             return self._session.config
         try:
-            return resolve_cluster(self.cluster, endpoint=self.endpoint)
+            return resolve_cluster(
+                self.cluster, endpoint=self.endpoint, service_token=self.service_token
+            )
         except ConfigError:
             if required or self.cluster or self.endpoint:
                 raise

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from minio import Minio
 
 from oscar_elyra.errors import ValidationError
+from oscar_elyra.local.models import model_env
 from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.services import path_matches, split_path, storage_paths
 
@@ -116,6 +117,7 @@ def job_env(
     venv_bin = os.path.dirname(sys.executable)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.pop("PYTHONPATH", None)
+    env.update(model_env())  # DEEPaaS models of this package (local/models.py)
     environment = svc.get("environment") or {}
     for section in ("variables", "secrets"):
         for k, v in (environment.get(section) or {}).items():

@@ -19,4 +19,5 @@ COMPONENTS = {
     "invoke_async": "oscar_invoke_async.yaml",
     "download": "oscar_download.yaml",
     "deploy_service": "oscar_deploy_service.yaml",
+    "deepaas_predict": "oscar_deepaas_predict.yaml",
 }

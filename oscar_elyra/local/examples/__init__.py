@@ -8,6 +8,11 @@
   digit and the 10 class probabilities out (scikit-learn logistic regression trained on
   ``sklearn.datasets.load_digits`` at first use, cached as coefficients in
   ``$OSCAR_ELYRA_CACHE_DIR`` — the embedded cluster's data dir — else the temp dir).
+- ``deepaas-digits``: the same classifier as a DEEPaaS v2 model
+  (:mod:`oscar_elyra.examples.deepaas_digits_model`) behind ``deepaas-cli``, with the
+  request and answer shapes of the AI4EOSC marketplace services (JSON arguments,
+  ``oscar-files``; sync answers the DEEPaaS log, async writes ``<stem>.json`` and
+  ``<stem>.log``). Its image is built from the ``Dockerfile`` beside its FDL.
 
 The Python services name the image ``quay.io/jupyter/scipy-notebook:python-3.11``
 (python3 with Pillow, NumPy and scikit-learn). The embedded cluster records images but
@@ -20,7 +25,7 @@ from pathlib import Path
 
 __all__ = ["EXAMPLES", "examples_dir", "fdl_paths"]
 
-EXAMPLES = ("cowsay", "grayify", "digits")
+EXAMPLES = ("cowsay", "grayify", "digits", "deepaas-digits")
 
 
 def examples_dir() -> Path:
