@@ -288,14 +288,20 @@ def test_run_several_outputs_zip(cluster):
     assert zf.read("copy.bin") == payload and zf.read("sub/b.txt") == b"second\n"
 
 
-def test_run_no_output_returns_stdout_and_exit_code_ignored(cluster):
-    svc = new_service(
-        cluster, 'echo "got $(wc -c < "$INPUT_FILE_PATH") bytes"; echo oops >&2; exit 3'
-    )
+def test_run_no_output_returns_stdout(cluster):
+    svc = new_service(cluster, 'echo "got $(wc -c < "$INPUT_FILE_PATH") bytes"; echo note >&2')
     r = run(cluster, svc["name"], base64.b64encode(b"12345"))
     assert r.status_code == 200 and r.text == "got 5 bytes\n"
     r = run(cluster, svc["name"], json.dumps({"k": "v"}))  # JSON is passed as-is (9 bytes)
     assert r.text == "got 10 bytes\n"
+
+
+def test_run_failing_script_answers_500_with_its_output(cluster):
+    """Stricter than OSCAR (whose supervisor ignores exit codes; see compat="oscar")."""
+    svc = new_service(cluster, 'echo "partial"; echo "oops: no model" >&2; exit 3')
+    r = run(cluster, svc["name"], base64.b64encode(b"12345"))
+    assert r.status_code == 500 and r.headers["X-Oscar-Elyra-Exit-Code"] == "3"
+    assert "exited with code 3" in r.text and "oops: no model" in r.text
 
 
 def test_run_garbage_base64_400_and_script_not_run(cluster, tmp_path):

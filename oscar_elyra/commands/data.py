@@ -6,15 +6,19 @@ Progress and status go to stderr; results to stdout (JSON with ``--json``).
 
 from __future__ import annotations
 
+import secrets
 import sys
+import time
 from pathlib import Path
 
 import click
+from platformdirs import user_cache_dir
 
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.errors import NotFoundError, OscarError
 from oscar_elyra.invoke import map as run_map
-from oscar_elyra.invoke import run, submit, wait
+from oscar_elyra.invoke import resume, run, submit, wait
+from oscar_elyra.invoke.jobs import read_submission
 from oscar_elyra.storage import format_uri, parse_uri
 
 __all__ = ["get", "job", "ls", "map", "put", "run_service"]
@@ -104,11 +108,30 @@ def run_service(
 # ----------------------------------------------------------------------------- job
 
 
+def _default_record() -> Path:
+    """Where ``job`` records a submission when no ``--record`` is given."""
+    name = time.strftime("job-%Y%m%d-%H%M%S-") + secrets.token_hex(3) + ".jsonl"
+    return Path(user_cache_dir("oscar-elyra", appauthor=False)) / "jobs" / name
+
+
+def _resume_hint(record: Path, what: str) -> None:
+    """After an interrupted submission: how many inputs are queued, and how to send the rest."""
+    try:
+        plan, queued = read_submission(record)
+    except OscarError:
+        return
+    total = len(plan["inputs"])
+    click.echo(
+        f"{what}: {len(queued)} of {total} input(s) queued to {plan['service']} "
+        f"(run {plan['run_id']}); send the other {total - len(queued)} with: "
+        f"oscar-elyra job --resume {record}",
+        err=True,
+    )
+
+
 @click.command("job")
-@click.argument("service")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("service", required=False)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the outputs.")
 @click.option(
     "-o",
@@ -122,24 +145,69 @@ def run_service(
     is_flag=True,
     help="Start each job with POST /job (a storage event) instead of the input bucket.",
 )
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record the submission here, each upload as it happens "
+    "(default: a new file in the user cache dir).",
+)
+@click.option(
+    "--resume",
+    "resume_record",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="RECORD",
+    help="Finish an interrupted submission: send only the inputs RECORD does not list as queued.",
+)
 @pass_state
 def job(
     state: CliState,
-    service: str,
+    service: str | None,
     files: tuple[Path, ...],
     wait_: bool,
     output: Path | None,
     timeout: float,
     via_api: bool,
+    record: Path | None,
+    resume_record: Path | None,
 ) -> None:
-    """Submit FILES to async SERVICE through its input bucket; --wait for the outputs."""
+    """Submit FILES to async SERVICE through its input bucket; --wait for the outputs.
 
+    Each upload is recorded as it happens; an interrupted submission is finished with
+    --resume RECORD (the inputs already queued are not sent again).
+    """
+
+    if resume_record is not None:
+        if files or record is not None or via_api:
+            raise click.UsageError("--resume RECORD takes no FILES, --record or --via-api")
+        plan, _ = read_submission(resume_record)
+        if service is not None and service != plan["service"]:
+            raise click.UsageError(
+                f"{resume_record} is a submission to {plan['service']!r}, not {service!r}"
+            )
+        record = resume_record
+    elif service is None or not files:
+        raise click.UsageError("give SERVICE and FILES, or --resume RECORD")
+    else:
+        record = record or _default_record()
+        record.parent.mkdir(parents=True, exist_ok=True)
     client = state.client()
     store = state.store()
-    jobs = submit(
-        service, list(files), client=client, store=store, via="job" if via_api else "bucket"
+    try:
+        if resume_record is not None:
+            jobs = resume(resume_record, client=client, store=store)
+        else:
+            via = "job" if via_api else "bucket"
+            jobs = submit(service, list(files), client=client, store=store, record=record, via=via)
+    except KeyboardInterrupt:
+        _resume_hint(record, "interrupted")
+        raise SystemExit(130) from None
+    except (OscarError, OSError):
+        _resume_hint(record, "submission stopped")
+        raise
+    state.info(
+        f"submitted {len(jobs)} input(s) to {jobs[0].service} (run {jobs[0].run_id}; "
+        f"record {record})"
     )
-    state.info(f"submitted {len(jobs)} input(s) to {service} (run {jobs[0].run_id})")
     if wait_ or output is not None:
         try:
             wait(jobs, timeout, download_to=output)
@@ -154,7 +222,8 @@ def _emit_jobs(state: CliState, jobs) -> None:
     for j in jobs:
         outs = [str(p) for p in j.downloaded] or j.outputs
         tail = ("  -> " + ", ".join(outs)) if outs else ""
-        lines.append(f"{j.status:<10} {j.input}  {j.input_uri}{tail}")
+        why = f"  ({j.error})" if j.error else ""
+        lines.append(f"{j.status:<10} {j.input}  {j.input_uri}{tail}{why}")
     data = [dict(j.to_dict(), downloaded=[str(p) for p in j.downloaded]) for j in jobs]
     state.emit(data, "\n".join(lines))
 
@@ -183,12 +252,12 @@ def _emit_jobs(state: CliState, jobs) -> None:
     help="Inputs in flight at once.",
 )
 @click.option("--retries", type=click.IntRange(0, 10), default=1, show_default=True)
-@click.option("--no-resume", is_flag=True, help="Process inputs whose outputs already exist.")
+@click.option("--no-resume", is_flag=True, help="Process every input, also those recorded as done.")
 @click.option(
     "--record",
     "record",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the per-input records (JSON) here.",
+    help="The run record (JSON; default: .oscar-elyra-map.json in the output directory).",
 )
 @click.option(
     "--timeout", type=float, default=600, show_default=True, help="Seconds per input attempt."

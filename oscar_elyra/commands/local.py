@@ -11,6 +11,7 @@ import requests
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.discovery import default_data_dir, pid_alive, read_cluster_file
 from oscar_elyra.local import LocalCluster, stop_running
+from oscar_elyra.local.jobs import COMPAT_MODES
 from oscar_elyra.local.state import load_credentials
 
 _DATA_DIR = click.option(
@@ -79,13 +80,40 @@ def local() -> None:
     default=None,
     help="Async jobs run at once (default: number of cores).",
 )
+@click.option(
+    "--job-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds an async job may run unless its service's 'oscar-elyra/job-timeout' "
+    "annotation says otherwise (default 3600; 0: no limit).",
+)
+@click.option(
+    "--compat",
+    type=click.Choice(COMPAT_MODES),
+    default="embedded",
+    show_default=True,
+    help="'oscar': ignore scripts' exit codes as OSCAR does (a failing script gives a "
+    "Succeeded job and a 200 answer); 'embedded': a non-zero exit fails the job and /run.",
+)
 @click.option("--show-credentials", is_flag=True, help="Also print the password and S3 keys.")
 @pass_state
-def up(state: CliState, port, data_dir, detach, with_examples, max_jobs, show_credentials) -> None:
+def up(
+    state: CliState,
+    port,
+    data_dir,
+    detach,
+    with_examples,
+    max_jobs,
+    job_timeout,
+    compat,
+    show_credentials,
+) -> None:
     """Start the embedded cluster (SeaweedFS S3 + OSCAR REST API)."""
 
     data_dir = _data_dir(data_dir)
-    cluster = LocalCluster(data_dir, port=port, max_jobs=max_jobs)
+    cluster = LocalCluster(
+        data_dir, port=port, max_jobs=max_jobs, job_timeout=job_timeout, compat=compat
+    )
     state.info(f"Starting the embedded cluster in {data_dir} ...")
     cluster.start()
 

@@ -1,18 +1,34 @@
-"""Batches: :func:`map` a service over many files, sync or async, with retries and resume."""
+"""Batches: :func:`map` a service over many files, sync or async, with retries and resume.
+
+Where results go (``output_dir``): the outputs of an input go to the folder that mirrors
+the input's folder relative to the mapped directory (for a list of files: to their common
+folder), named after the input's stem, or after its whole name when another input of the
+same folder has the same stem (``img.png``, ``img.jpg``). A sync answer of one file is
+``<name><ext>``, of text ``<name>.txt``, of several files ``<name>/<member>``; an async
+output keeps the name the service gave it with the run-unique stem replaced by the
+input's name, and an output named without the input (``output.png``) goes to
+``<name>/output.png``. A plan whose inputs would still share an output name is refused
+before anything runs, and no output path is ever written twice in one run.
+
+Resume is keyed by a run record (``record_file``; by default ``.oscar-elyra-map.json`` in
+``output_dir``): an input is skipped only when the record says it succeeded with the same
+path, size and sha256 and its outputs still exist. Failed inputs are tried again.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oscar_elyra._paths import safe_join, write_json_atomic
+from oscar_elyra._paths import safe_join, sha256_file, write_json_atomic
 from oscar_elyra.client import OscarClient
 from oscar_elyra.errors import OscarError, ServiceError, ValidationError, is_bad_input
 from oscar_elyra.invoke.jobs import (
@@ -30,22 +46,28 @@ from oscar_elyra.redact import redact
 from oscar_elyra.session import Session, connect
 from oscar_elyra.storage import ObjectStore
 
-__all__ = ["BatchResult", "map"]
+__all__ = ["RECORD_NAME", "BatchResult", "map"]
 
 #: seconds between output polls of map() while few jobs are in flight
 MAP_POLL = float(os.environ.get("OSCAR_ELYRA_MAP_POLL", "0.03"))
 #: characters of an error kept in a record
 ERROR_LIMIT = 500
+#: the run record's name in ``output_dir`` when no ``record_file`` is given
+RECORD_NAME = ".oscar-elyra-map.json"
+#: least seconds between two writes of the run record while a batch runs
+RECORD_EVERY = 2.0
+_COLUMNS = ["input", "status", "outputs", "error", "seconds"]
 
 
 class BatchResult(list):
-    """Records of a :func:`map` run: dicts with input, status, outputs, error, seconds."""
+    """Records of a :func:`map` run: dicts with input, status, outputs, error, seconds
+    (and size, sha256, job)."""
 
     def to_pandas(self) -> Any:
         """The records as a ``pandas.DataFrame``."""
         import pandas as pd  # optional heavy dependency (pandas), only for this conversion
 
-        return pd.DataFrame(list(self), columns=["input", "status", "outputs", "error", "seconds"])
+        return pd.DataFrame([{k: r.get(k) for k in _COLUMNS} for r in self], columns=_COLUMNS)
 
     @property
     def ok(self) -> bool:
@@ -66,63 +88,136 @@ def _err(exc: BaseException) -> str:
     return text if len(text) <= ERROR_LIMIT else text[:ERROR_LIMIT] + "…"
 
 
-def _existing_outputs(output_dir: Path | None, path: Path, prior: dict | None) -> list[str] | None:
-    """Outputs of ``path`` already in ``output_dir`` (resume), or None."""
-    if prior and prior.get("status") == "ok":
-        outs = prior.get("outputs") or []
-        if outs and all(Path(o).exists() for o in outs):
-            return list(outs)
-    if output_dir is None or not output_dir.is_dir():
-        return None
-    stem = path.stem
-    found = sorted(
-        str(p)
-        for p in output_dir.iterdir()
-        if not p.name.startswith(".")
-        and (p.name == stem or p.name.startswith(stem + ".") or (p.is_dir() and p.name == stem))
-    )
-    return found or None
+# ----------------------------------------------------------------------------- the plan
 
 
-def _expand_inputs(files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _expand_inputs(
+    files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> tuple[list[Path], Path | None]:
+    """(input files, the folder their relative paths are taken from)."""
     if isinstance(files, (str, os.PathLike)):
         p = Path(files)
         if p.is_dir():
-            return sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith("."))
-        return [p]
-    return [Path(f) for f in files]
+            found = sorted(
+                x
+                for x in p.rglob("*")
+                if x.is_file() and not any(part.startswith(".") for part in x.relative_to(p).parts)
+            )
+            return found, p
+        return [p], p.parent
+    paths = [Path(f) for f in files]
+    if not paths:
+        return [], None
+    try:
+        root = Path(os.path.commonpath([str(x.absolute().parent) for x in paths]))
+    except ValueError:  # different drives
+        root = None
+    return paths, root
+
+
+def _relative(p: Path, root: Path | None) -> PurePosixPath:
+    if root is not None:
+        try:
+            return PurePosixPath(p.absolute().relative_to(root.absolute()).as_posix())
+        except ValueError:
+            pass
+    return PurePosixPath(p.name)
+
+
+def _bases(rels: list[PurePosixPath]) -> list[PurePosixPath]:
+    """Each input's output base: ``<folder>/<stem>``, or ``<folder>/<name>`` when another
+    input of the same folder has the same stem. Raises :class:`ValidationError` when two
+    inputs would still share one, or a base is also an input folder."""
+    stems: dict[tuple[PurePosixPath, str], int] = {}
+    for r in rels:
+        stems[(r.parent, r.stem)] = stems.get((r.parent, r.stem), 0) + 1
+    bases = [r.parent / (r.name if stems[(r.parent, r.stem)] > 1 else r.stem) for r in rels]
+    owner: dict[str, PurePosixPath] = {}
+    folders = {str(parent) for r in rels for parent in r.parents if str(parent) != "."}
+    for r, b in zip(rels, bases, strict=True):
+        other = owner.get(str(b))
+        if other is not None or str(b) in folders:
+            clash = f"input {str(other)!r}" if other is not None else f"the folder {str(b)!r}"
+            raise ValidationError(
+                f"inputs {str(r)!r} and {clash} would write their results to the same "
+                f"place ({str(b)!r}); rename one of them or map them separately"
+            )
+        owner[str(b)] = r
+    return bases
 
 
 def _read_records(record_file: Path | None) -> dict[str, dict]:
-    """The records of an earlier run by input, or {} when there are none (or unreadable)."""
+    """The records of an earlier run by input key, or {} when there are none (or unreadable)."""
     if record_file is None or not record_file.is_file():
         return {}
     try:
-        return {r["input"]: r for r in json.loads(record_file.read_text()) if "input" in r}
-    except (ValueError, TypeError, KeyError):
+        return {r["key"]: r for r in json.loads(record_file.read_text()) if "key" in r}
+    except (ValueError, TypeError, KeyError, AttributeError):
         return {}
 
 
-def _place_sync(res: Result, out_dir: Path, p: Path) -> list[str]:
-    """Move a sync answer into ``out_dir``: one file -> ``<stem><ext>``, several -> ``<stem>/``."""
-    if res.kind == "text":
-        target = out_dir / f"{p.stem}.txt"
-        write_atomic(target, res.text.encode("utf-8"))
-        return [str(target)]
+def _done_before(prior: dict | None, rec: dict, p: Path) -> bool:
+    """Whether the run record says ``p`` already succeeded as it is now."""
+    if not prior or prior.get("status") not in ("ok", "skipped"):
+        return False
+    if prior.get("size") != rec["size"] or not prior.get("sha256"):
+        return False
+    outs = prior.get("outputs") or []
+    if not outs or not all(Path(o).exists() for o in outs):
+        return False
+    rec["sha256"] = sha256_file(p)
+    return prior["sha256"] == rec["sha256"]
+
+
+# ----------------------------------------------------------------------------- placing
+
+
+class _Places:
+    """The output paths claimed in one run: none is written twice."""
+
+    def __init__(self) -> None:
+        self.owner: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, targets: list[Path], rec: dict) -> None:
+        with self._lock:
+            for t in targets:
+                other = self.owner.get(t)
+                if other is not None and other != rec["input"]:
+                    raise ServiceError(
+                        f"output {str(t)!r} was already written for input {other!r} in this "
+                        "run; refusing to overwrite it"
+                    )
+            for t in targets:
+                self.owner[t] = rec["input"]
+
+
+def _place_sync(res: Result, out_dir: Path, base: PurePosixPath) -> list[tuple[Path, Path]]:
+    """(source, target) pairs of a sync answer: one file -> ``<base><ext>``, text ->
+    ``<base>.txt``, several -> ``<base>/<member>``."""
     if res.kind == "file":
-        target = out_dir / f"{p.stem}{res.paths[0].suffix}"
-        shutil.move(str(res.paths[0]), target)
-        return [str(target)]
+        return [(res.paths[0], safe_join(out_dir, f"{base}{res.paths[0].suffix}"))]
     common = Path(os.path.commonpath([str(x) for x in res.paths]))
     if common in res.paths:
         common = common.parent
-    outs = []
+    pairs = []
     for x in res.paths:
-        target = safe_join(out_dir / p.stem, x.relative_to(common).as_posix())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(x), target)
-        outs.append(str(target))
-    return outs
+        pairs.append((x, safe_join(out_dir, f"{base}/{x.relative_to(common).as_posix()}")))
+    return pairs
+
+
+def _async_name(job: Job, uri: str, input_path: Path, base: PurePosixPath) -> str:
+    """Where an async output goes, relative to the output folder (see the module doc)."""
+    rel = job.relative(uri)
+    named = job.stem + input_path.stem
+    if named in rel:
+        return str(base.parent / rel.replace(named, base.name, 1))
+    if job.stem in rel:
+        return str(base.parent / rel.replace(job.stem, "", 1))
+    return f"{base}/{rel}"
+
+
+# ----------------------------------------------------------------------------- the batch
 
 
 @dataclass(eq=False)
@@ -138,6 +233,9 @@ class _Batch:
     retries: int
     timeout: float
     pbar: Any
+    save: Any
+    bases: dict[int, PurePosixPath]
+    places: _Places = field(default_factory=_Places)
     # async state
     queue: list[tuple[dict, Path]] = field(init=False)
     attempts: dict[int, int] = field(default_factory=dict)
@@ -146,7 +244,6 @@ class _Batch:
     latencies: list[float] = field(default_factory=list)
     min_age: float = 0.0
     next_poll: dict[int, float] = field(default_factory=dict)
-    finished: list[tuple[dict, Job]] = field(default_factory=list)
     # set by run_async, from the service definition
     in_path: str = field(init=False)
     out_paths: list[str] = field(init=False)
@@ -157,8 +254,17 @@ class _Batch:
         self.queue = list(reversed(self.todo))  # pop() from the end keeps input order
 
     def _finish(self, rec: dict) -> None:
-        rec["seconds"] = round(time.monotonic() - rec.pop("_t0", time.monotonic()), 3)
+        t0 = rec["_t0"] if rec.get("_t0") is not None else time.monotonic()
+        rec["seconds"] = round(time.monotonic() - t0, 3)
         self.pbar.update(1)
+        self.save()
+
+    def _move(self, pairs: list[tuple[Path, Path]], rec: dict) -> list[str]:
+        self.places.claim([t for _, t in pairs], rec)
+        for src, target in pairs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), target)
+        return [str(t) for _, t in pairs]
 
     # ------------------------------------------------------------------------- sync
 
@@ -173,17 +279,29 @@ class _Batch:
         for _attempt in range(self.retries + 1):
             try:
                 res = run(self.service, p, client=self.session.client, timeout=self.timeout)
-                if self.out_dir is not None:
-                    outs = _place_sync(res, self.out_dir, p)
-                else:
-                    outs = [str(x) for x in res.paths]
-                rec.update(status="ok", outputs=outs, error=None)
+                rec.update(status="ok", outputs=self._keep_sync(res, rec), error=None)
                 break
             except Exception as exc:  # noqa: BLE001 - one failure never aborts the batch
-                rec.update(status="failed", error=_err(exc))
+                rec.update(status="failed", outputs=[], error=_err(exc))
                 if is_bad_input(exc):
                     break
         self._finish(rec)
+
+    def _keep_sync(self, res: Result, rec: dict) -> list[str]:
+        """Where a sync answer ends up; an empty answer is a failure."""
+        if res.kind == "text" and not res.text.strip():
+            raise ServiceError(
+                f"service {self.service!r} answered nothing (no output file, no output text)"
+            )
+        if self.out_dir is None:
+            return [str(x) for x in res.paths]
+        base = self.bases[id(rec)]
+        if res.kind == "text":
+            target = safe_join(self.out_dir, f"{base}.txt")
+            self.places.claim([target], rec)
+            write_atomic(target, res.text.encode("utf-8"))
+            return [str(target)]
+        return self._move(_place_sync(res, self.out_dir, base), rec)
 
     # ------------------------------------------------------------------------ async
 
@@ -201,14 +319,17 @@ class _Batch:
             self._launch()
             succeeded = self._poll()
             if succeeded:
+                fixed = any(j.stem not in u for _, _, j in succeeded for u in j.outputs)
+                if fixed:  # fixed names: download before the next job can overwrite them
+                    self._collect(succeeded)
                 self._launch()  # the freed slots get their next inputs before the downloads
-                self._collect(succeeded)
+                if not fixed:
+                    self._collect(succeeded)
             self._sleep()
-        self._late_outputs()
 
     def _settle(self, rec: dict, p: Path, error: str) -> None:
         """A failed attempt: queue the input again while retries are left, else finish it."""
-        rec.update(status="failed", error=error)
+        rec.update(status="failed", outputs=[], error=error)
         if self.attempts.get(id(rec), 0) < self.retries:
             self.attempts[id(rec)] = self.attempts.get(id(rec), 0) + 1
             self.queue.append((rec, p))
@@ -223,7 +344,8 @@ class _Batch:
         if not batch:
             return
         for rec, _p in batch:
-            rec.setdefault("_t0", time.monotonic())
+            if rec.get("_t0") is None:
+                rec["_t0"] = time.monotonic()
         jobs = _plan(
             self.service,
             [p for _, p in batch],
@@ -238,6 +360,7 @@ class _Batch:
         for (rec, p), job, err in zip(batch, jobs, _upload(jobs, self.store), strict=True):
             if err is None:
                 self.inflight[id(job)] = (rec, p, job)
+                self.tracker.follow([job])
             elif is_bad_input(err):
                 rec.update(status="failed", error=_err(err))
                 self._finish(rec)
@@ -271,25 +394,28 @@ class _Batch:
             elif job.status == "Failed":
                 del self.inflight[key]
                 rec["job"] = job.job_name
+                reason = job.error or f"job {job.job_name} failed"
                 tail = (job.log or "").strip()[-400:]
-                error = ServiceError(f"job {job.job_name} failed; log tail: {tail}")
-                self._settle(rec, p, _err(error))
+                self._settle(rec, p, _err(ServiceError(f"{reason}; log tail: {tail}")))
             elif now - job.submitted_at > self.timeout:
                 del self.inflight[key]
-                self._settle(rec, p, f"no output after {self.timeout:g} s")
+                self._settle(rec, p, f"not finished after {self.timeout:g} s")
         return succeeded
 
-    def _outputs(self, job: Job) -> list[str]:
+    def _outputs(self, job: Job, rec: dict, p: Path) -> list[str]:
         """The job's outputs: downloaded into ``out_dir`` if given, else their URIs."""
-        if self.out_dir is not None:
-            return [str(x) for x in job.download(self.out_dir)]
-        return list(job.outputs)
+        if self.out_dir is None:
+            return list(job.outputs)
+        base = self.bases[id(rec)]
+        plan = [(u, safe_join(self.out_dir, _async_name(job, u, p, base))) for u in job.outputs]
+        self.places.claim([t for _, t in plan], rec)
+        return [str(job._store.get_file(u, t)) for u, t in plan]
 
     def _collect(self, succeeded: list[tuple[dict, Path, Job]]) -> None:
         for rec, p, job in succeeded:
             try:
-                rec.update(status="ok", outputs=self._outputs(job), error=None, job=job.job_name)
-                self.finished.append((rec, job))
+                outs = self._outputs(job, rec, p)
+                rec.update(status="ok", outputs=outs, error=None, job=job.job_name)
                 self._finish(rec)
             except OscarError as exc:
                 self._settle(rec, p, _err(exc))
@@ -304,26 +430,6 @@ class _Batch:
             for _, _, j in self.inflight.values()
         )
         time.sleep(min(0.25, max(0.01, wake - mono)))
-
-    def _late_outputs(self) -> None:
-        """One listing of the run at the end: outputs uploaded after a job was seen complete
-        (a slow multi-file upload) are added and downloaded too."""
-        if not self.finished:
-            return
-        by_stem = {j.stem: (rec, j) for rec, j in self.finished}
-        late: dict[str, list[str]] = {}
-        for out in self.out_paths:
-            for stem, uri in self.tracker.run_outputs(out, self.run_id):
-                hit = by_stem.get(stem)
-                if hit is not None and uri not in hit[1].outputs:
-                    late.setdefault(stem, []).append(uri)
-        for stem, uris in late.items():
-            rec, job = by_stem[stem]
-            job.outputs = sorted(job.outputs + uris)
-            try:
-                rec["outputs"] = self._outputs(job)
-            except OscarError as exc:
-                rec.update(status="failed", error=_err(exc))
 
 
 def map(  # noqa: A001 - the documented name
@@ -345,40 +451,64 @@ def map(  # noqa: A001 - the documented name
 
     ``mode``: "async" (through the input bucket, at most ``concurrency`` jobs in
     flight) or "sync" (``concurrency`` parallel ``/run`` calls). Each input is tried
-    up to ``1 + retries`` times. With ``resume``, inputs whose outputs already exist
-    in ``output_dir`` (or are recorded ok in ``record_file``) are skipped.
-    ``timeout`` bounds each attempt. Returns a :class:`BatchResult`.
+    up to ``1 + retries`` times. ``output_dir``: where results go (see the module doc);
+    ``record_file``: the run record (default ``<output_dir>/.oscar-elyra-map.json``).
+    With ``resume``, inputs the record says succeeded (same path, size and sha256, outputs
+    still there) are skipped. ``timeout`` bounds each attempt. Returns a
+    :class:`BatchResult`.
     """
     if mode not in ("async", "sync"):
         raise ValidationError(f"mode must be 'async' or 'sync', not {mode!r}")
     if concurrency < 1:
         raise ValidationError("concurrency must be >= 1")
-    paths = _expand_inputs(files)
+    paths, root = _expand_inputs(files)
     if not paths:
         raise ValidationError("no input files to process")
+    rels = [_relative(p, root) for p in paths]
+    bases = _bases(rels)  # refuses a plan whose results would collide, before anything runs
     out_dir = Path(output_dir) if output_dir is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if record_file is None and out_dir is not None:
+        record_file = out_dir / RECORD_NAME
     rec_path = Path(record_file) if record_file is not None else None
     prior = _read_records(rec_path) if resume else {}
-    records: list[dict] = [
-        {"input": str(p), "status": "pending", "outputs": [], "error": None, "seconds": 0.0}
-        for p in paths
-    ]
+    records: list[dict] = []
     todo = []
-    for rec, p in zip(records, paths, strict=True):
+    base_of: dict[int, PurePosixPath] = {}
+    for p, rel, base in zip(paths, rels, bases, strict=True):
+        rec = {
+            "input": str(p),
+            "key": str(p.absolute()),
+            "relative": str(rel),
+            "status": "pending",
+            "outputs": [],
+            "error": None,
+            "seconds": 0.0,
+            "size": None,
+            "sha256": None,
+            "job": None,
+            "_t0": None,  # every key exists from the start: the record is saved while it runs
+        }
+        records.append(rec)
+        base_of[id(rec)] = base
         if not p.is_file():
             rec.update(status="failed", error=f"input file {str(p)!r} does not exist")
             continue
-        existing = _existing_outputs(out_dir, p, prior.get(str(p))) if resume else None
-        if existing:
-            rec.update(status="skipped", outputs=existing)
+        rec["size"] = p.stat().st_size
+        earlier = prior.get(rec["key"])
+        if resume and _done_before(earlier, rec, p):
+            rec.update(status="skipped", outputs=list(earlier["outputs"]), job=earlier.get("job"))
             continue
         todo.append((rec, p))
+    _hash_all([(rec, p) for rec, p in todo if rec["sha256"] is None])
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     session = connect(client=client, store=store)
     pbar = bar(len(records), f"{service} ({mode})", unit="file", enabled=progress)
     pbar.update(len(records) - len(todo))
-    batch = _Batch(service, todo, session, out_dir, concurrency, retries, timeout, pbar)
+    saver = _Saver(rec_path, records)
+    batch = _Batch(
+        service, todo, session, out_dir, concurrency, retries, timeout, pbar, saver, base_of
+    )
     try:
         if mode == "sync":
             batch.run_sync()
@@ -386,6 +516,41 @@ def map(  # noqa: A001 - the documented name
             batch.run_async()
     finally:
         pbar.close()
-        if rec_path is not None:
-            write_json_atomic(rec_path, records)
+        saver(final=True)
+        for rec in records:
+            rec.pop("_t0", None)
     return BatchResult(records)
+
+
+def _hash_all(items: list[tuple[dict, Path]]) -> None:
+    """The sha256 of every input, for the run record (a few files at a time)."""
+    if not items:
+        return
+
+    def one(item: tuple[dict, Path]) -> None:
+        rec, p = item
+        rec["sha256"] = sha256_file(p)
+
+    with ThreadPoolExecutor(max_workers=min(4, len(items))) as pool:
+        list(pool.map(one, items))
+
+
+class _Saver:
+    """Writes the run record at most every :data:`RECORD_EVERY` s while a batch runs, and
+    at its end (so an interrupted batch resumes with what it finished)."""
+
+    def __init__(self, path: Path | None, records: list[dict]) -> None:
+        self.path = path
+        self.records = records
+        self.last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, final: bool = False) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            if not final and time.monotonic() - self.last < RECORD_EVERY:
+                return
+            self.last = time.monotonic()
+            rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.records]
+            write_json_atomic(self.path, rows, fsync=final)

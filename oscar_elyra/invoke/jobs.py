@@ -1,14 +1,40 @@
 """Async invocation: :func:`submit` inputs through a service's input path, :func:`wait`.
 
 Each input is uploaded under a run-unique key ``<input path>/<run_id>-<n>-<name>`` in the
-service's input path. OSCAR scripts name outputs after the input basename, so the
-outputs of input ``n`` are exactly the objects under ``<output path>/<run_id>-<n>-``;
-the job list (and job logs) tell failures apart.
+service's input path; ``<run_id>-<n>-`` is the input's *stem*.
+
+**Completion comes from the job record.** On OSCAR a job's pod ends after the supervisor
+has uploaded every output, so an input is done when its job is Succeeded or Failed in
+``GET /system/logs/{svc}``; only then are its outputs listed. A job is matched to its input
+through its log (the supervisor logs ``Downloading item from bucket 'B' with key 'K'``).
+Outputs that merely stopped changing never make an input done, with one documented
+exception: when no job record for the input can be found any more (deleted or expired),
+outputs that stayed unchanged for ``settle`` seconds are taken, with a warning.
+
+**Outputs are attributed to their job**, whatever the service calls them:
+
+1. every object under the service's output paths whose key contains the input's stem
+   (``<stem>.json``, ``output_<stem>.png``, ``<stem>/...``);
+2. every object the job's log says it uploaded (``Uploading file 'K' to bucket 'B'``, as
+   OSCAR's supervisor and the embedded cluster log them): this covers fixed names such as
+   ``output.png``;
+3. a fixed-name output (no stem in its key) is only accepted when no other job of the same
+   :func:`wait` or :func:`~oscar_elyra.invoke.map` was in flight meanwhile, since such
+   outputs overwrite each other; else the input fails with an error naming the service
+   and the fix (one job at a time, or sync). Without a job log, fixed-name outputs of a
+   lone job are found as the new objects of its output paths (with a warning).
+
+A Succeeded job to which no output can be attributed is a failure ("succeeded but wrote
+no outputs"): on OSCAR a failing script still gives a Succeeded job.
 
 ``via="job"`` delivers the same run-unique object through ``POST /job/{service}``
 instead: the object is uploaded next to the input path (``<input bucket>/.oscar-elyra-job/``,
 which starts no job) and the request body is a MinIO storage event naming it, which
 OSCAR's supervisor downloads as the job's input, so outputs are attributed exactly alike.
+
+**Resumable submissions:** with ``record=PATH``, :func:`submit` writes the plan first and
+then one line per upload as it happens (JSON lines); :func:`resume` sends only the inputs
+not recorded as queued.
 """
 
 from __future__ import annotations
@@ -16,16 +42,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from oscar_elyra._paths import safe_join, slug
+from oscar_elyra._paths import safe_join, slug, temp_near
 from oscar_elyra.client import OscarClient
 from oscar_elyra.errors import (
     NotFoundError,
@@ -39,18 +68,35 @@ from oscar_elyra.redact import redact
 from oscar_elyra.session import connect
 from oscar_elyra.storage import ObjectStore, format_uri, object_created_event, parse_uri
 
-__all__ = ["Job", "async_paths", "new_run_id", "storage_event", "submit", "wait"]
+__all__ = [
+    "Job",
+    "async_paths",
+    "new_run_id",
+    "read_submission",
+    "resume",
+    "storage_event",
+    "submit",
+    "wait",
+]
 
 #: characters of a failed job's log kept (the tail)
 LOG_EXCERPT = 2000
 #: least seconds between job-list polls made because a job's outputs just appeared
 JOBS_POLL_MIN = 0.1
+#: seconds outputs must stay unchanged before they are taken without a job record
+SETTLE = 10.0
+#: seconds of clock difference tolerated between this machine and the cluster
+CLOCK_SKEW = 2.0
 _TERMINAL = ("Succeeded", "Failed")
+#: a run-unique stem anywhere in a key (time-based or ``<label>.<6 hex>`` run ids)
+_ANY_STEM = re.compile(r"(?:\d{12}|\.)[0-9a-f]{6}-\d+-")
 #: the ``<run_id>-<n>-`` stem an output key starts with (relative to its output path)
 _STEM = re.compile(r"[^-]+-\d+-")
 #: where ``via="job"`` stages inputs: a folder of the input bucket outside the input path
 JOB_STAGING = ".oscar-elyra-job"
 VIA = ("bucket", "job")
+_DOWNLOAD_LINE = re.compile(r"Downloading item from bucket '([^']*)' with key '([^']*)'")
+_UPLOAD_LINE = re.compile(r"Uploading file '([^']*)' to bucket '([^']*)'")
 
 
 def new_run_id(label: str | None = None) -> str:
@@ -114,12 +160,23 @@ def async_paths(service: str, service_def: dict) -> tuple[str, list[str]]:
     return inputs[0], outputs
 
 
+def fixed_name_error(service: str, others: int) -> str:
+    """Why fixed-name outputs of concurrent jobs cannot be attributed, and the fix."""
+    return (
+        f"service {service!r} names its outputs without the input's name (e.g. a fixed "
+        f"'output.png') and {others} other job(s) ran meanwhile, so their outputs overwrite "
+        "each other and cannot be told apart: run one job at a time (map -j 1, "
+        "concurrency=1, or one input per submit/wait) or invoke it synchronously (--sync)"
+    )
+
+
 @dataclass
 class Job:
     """An input submitted to an async service and what became of it.
 
     ``status``: Pending, Running, Succeeded, Failed (or TimedOut after :func:`wait`).
-    ``outputs``: ``s3://`` URIs of this input's outputs.
+    ``outputs``: ``s3://`` URIs of this input's outputs. ``error``: why an input whose job
+    record says Succeeded still failed (no outputs, outputs that cannot be attributed).
     """
 
     service: str
@@ -134,6 +191,8 @@ class Job:
     output_paths: list[str] = field(default_factory=list, repr=False)
     submitted_at: float = 0.0
     downloaded: list[Path] = field(default_factory=list, repr=False)
+    error: str | None = None
+    finished_at: float | None = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False, compare=False)
     _store: Any = field(default=None, repr=False, compare=False)
     _seen: tuple = field(default=(), repr=False, compare=False)
@@ -141,7 +200,7 @@ class Job:
 
     @property
     def stem(self) -> str:
-        """The run-unique prefix every output of this input starts with."""
+        """The run-unique ``<run_id>-<n>-`` every input key (and most outputs) carries."""
         return f"{self.run_id}-{self.index}-"
 
     @property
@@ -149,20 +208,23 @@ class Job:
         """True once the job succeeded or failed."""
         return self.status in _TERMINAL
 
-    def output_name(self, uri: str) -> str:
-        """Output path relative to its output path, without the run-unique prefix."""
+    def relative(self, uri: str) -> str:
+        """The output's key relative to its output path (the key itself if outside them)."""
         _, key = parse_uri(uri)
         for out in self.output_paths:
             _, prefix = parse_uri(out + "/")
             if key.startswith(prefix):
-                rel = key[len(prefix) :]
-                return rel[len(self.stem) :] if rel.startswith(self.stem) else rel
-        return PurePosixPath(key).name
+                return key[len(prefix) :]
+        return key
+
+    def output_name(self, uri: str) -> str:
+        """Output path relative to its output path, without the run-unique stem."""
+        return self.relative(uri).replace(self.stem, "", 1) or PurePosixPath(uri).name
 
     def download(
         self, directory: str | os.PathLike[str], *, keep_prefix: bool = False
     ) -> list[Path]:
-        """Download this job's outputs into ``directory`` (names without the run prefix)."""
+        """Download this job's outputs into ``directory`` (names without the run stem)."""
         paths = []
         for uri in self.outputs:
             rel = self.output_name(uri)
@@ -182,12 +244,13 @@ class Job:
             "status": self.status,
             "outputs": list(self.outputs),
             "log": self.log,
+            "error": self.error,
             "run_id": self.run_id,
         }
 
 
 def _download_all(jobs: list[Job], directory: str | os.PathLike[str]) -> None:
-    """Download outputs; jobs whose output names would collide keep their run prefix."""
+    """Download outputs; jobs whose output names would collide keep their run stem."""
     names: dict[str, int] = {}
     for j in jobs:
         for uri in j.outputs:
@@ -229,21 +292,35 @@ def _plan(
     return jobs
 
 
-def _upload(jobs: list[Job], st: ObjectStore) -> list[BaseException | None]:
-    """Upload the inputs of ``jobs`` in parallel; one error (or None) per job."""
+def _upload(jobs: list[Job], st: ObjectStore, on_queued: Any = None) -> list[BaseException | None]:
+    """Upload the inputs of ``jobs`` in parallel; one error (or None) per job.
+
+    ``on_queued(job)`` runs after each successful upload. An interruption (Ctrl-C) cancels
+    the uploads not started yet, waits for those under way, and propagates.
+    """
 
     def one(job: Job) -> BaseException | None:
         try:
             st.put_file(job.input, job.input_uri, _parallel=1 if len(jobs) > 1 else None)
             job.submitted_at = time.time()
-            return None
         except Exception as exc:  # noqa: BLE001 - reported per job
             return exc
+        if on_queued is not None:
+            on_queued(job)
+        return None
 
     if len(jobs) == 1:
         return [one(jobs[0])]
-    with ThreadPoolExecutor(max_workers=min(st.workers, len(jobs))) as pool:
-        return list(pool.map(one, jobs))
+    pool = ThreadPoolExecutor(max_workers=min(st.workers, len(jobs)))
+    try:
+        futures = [pool.submit(one, j) for j in jobs]
+        wait_futures(futures, return_when=FIRST_EXCEPTION)
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- submission
 
 
 def _staging_path(service: str, in_path: str) -> str:
@@ -264,6 +341,92 @@ def storage_event(uri: str, size: int) -> bytes:
     return json.dumps(object_created_event(bucket, key, size)).encode()
 
 
+class _Submission:
+    """The record of one submission: a plan line, then one line per queued input."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def start(self, service: str, jobs: list[Job], in_path: str, via: str) -> None:
+        plan = {
+            "service": service,
+            "via": via,
+            "run_id": jobs[0].run_id,
+            "input_path": in_path,
+            "output_paths": jobs[0].output_paths,
+            "created": time.time(),
+            "inputs": [
+                {"input": str(Path(j.input).resolve()), "index": j.index, "input_uri": j.input_uri}
+                for j in jobs
+            ],
+        }
+        fd, tmp = temp_near(self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(plan, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def queued(self, job: Job) -> None:
+        line = json.dumps({"queued": job.index, "at": job.submitted_at}) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+
+def read_submission(record: str | os.PathLike[str]) -> tuple[dict, dict[int, float]]:
+    """(plan, {index: upload time}) of a submission record written by :func:`submit`."""
+    path = Path(record)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        plan = json.loads(lines[0])
+        if not isinstance(plan, dict) or "inputs" not in plan:
+            raise ValueError("no plan")
+    except FileNotFoundError:
+        raise ValidationError(f"submission record {str(path)!r} does not exist") from None
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise ValidationError(
+            f"{str(path)!r} is not a submission record written by 'oscar-elyra job'"
+        ) from None
+    queued: dict[int, float] = {}
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+            queued[int(entry["queued"])] = float(entry.get("at") or 0)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a crash: that upload counts as not recorded
+    return plan, queued
+
+
+def _send(
+    jobs: list[Job],
+    st: ObjectStore,
+    sub: _Submission | None,
+    via: str = "bucket",
+    cl: OscarClient | None = None,
+) -> None:
+    """Upload ``jobs``' inputs and, with ``via="job"``, post their storage events; each
+    input is recorded in ``sub`` once its job is started. Raises the first error after
+    all uploads ended."""
+    by_bucket = via == "bucket" and sub is not None
+    errors = _upload(jobs, st, sub.queued if by_bucket else None)
+    bad = next((e for e in errors if e is not None), None)
+    if bad is not None:
+        raise bad
+    if via == "job":
+        assert cl is not None
+        for j in jobs:
+            cl.post_job(j.service, storage_event(j.input_uri, Path(j.input).stat().st_size))
+            j.submitted_at = time.time()
+            if sub is not None:
+                sub.queued(j)
+
+
 def submit(
     service: str,
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -272,6 +435,7 @@ def submit(
     store: ObjectStore | None = None,
     run_id: str | None = None,
     service_def: dict | None = None,
+    record: str | os.PathLike[str] | None = None,
     via: str = "bucket",
 ) -> list[Job]:
     """Upload each input file under a run-unique key in the service's input path.
@@ -279,10 +443,12 @@ def submit(
     The key is ``<input path>/<run id>-<n>-<file name>``, the run id being
     :func:`new_run_id` of the label ``run_id`` (e.g. a pipeline run name), or a fresh
     time-based id. ``service_def``: the service's definition when the caller already
-    fetched it (else it is fetched here). ``via``: ``"bucket"`` (the upload starts the
-    job) or ``"job"`` (uploaded beside the input path, then ``POST /job`` with a storage
-    event naming it; outputs are attributed alike). Returns one :class:`Job` per input
-    (pass them to :func:`wait`).
+    fetched it (else it is fetched here). ``record``: a file where the plan and each
+    started job are recorded as they happen, so that an interrupted submission can be
+    finished with :func:`resume`. ``via``: ``"bucket"`` (the upload starts the job) or
+    ``"job"`` (uploaded beside the input path, then ``POST /job`` with a storage event
+    naming it; outputs are attributed alike). Returns one :class:`Job` per input (pass
+    them to :func:`wait`).
     """
     if via not in VIA:
         raise ValidationError(f"via={via!r}: use 'bucket' or 'job'")
@@ -307,23 +473,57 @@ def submit(
         in_path = _staging_path(service, in_path)
     st = session.store_of(service, svc, provider)
     jobs = _plan(service, paths, in_path, out_paths, new_run_id(run_id), 1, cl, st)
-    bad = next((e for e in _upload(jobs, st) if e is not None), None)
-    if bad is not None:
-        raise bad
-    if via == "job":
-        for j in jobs:
-            cl.post_job(service, storage_event(j.input_uri, Path(j.input).stat().st_size))
-            j.submitted_at = time.time()
+    sub = None
+    if record is not None:
+        sub = _Submission(Path(record))
+        sub.start(service, jobs, in_path, via)
+    _send(jobs, st, sub, via, cl)
     return jobs
 
 
-class _Tracker:
-    """Follows jobs of one service: their outputs (by run-unique prefix) and the job list.
+def resume(
+    record: str | os.PathLike[str],
+    *,
+    client: OscarClient | None = None,
+    store: ObjectStore | None = None,
+) -> list[Job]:
+    """Finish the submission recorded in ``record``: upload only the inputs not recorded
+    as queued. Returns every input's :class:`Job` (pass them to :func:`wait`)."""
+    plan, queued = read_submission(record)
+    session = connect(client=client, store=store)
+    service = str(plan["service"])
+    svc = session.client.get_service(service)
+    st = session.store_of(service, svc, async_provider(service, svc))
+    entries = sorted(plan["inputs"], key=lambda e: int(e["index"]))
+    todo = [e for e in entries if int(e["index"]) not in queued]
+    for e in todo:
+        check_input_file(Path(e["input"]))
+    jobs = []
+    for e in entries:
+        job = Job(
+            service=service,
+            input=str(e["input"]),
+            input_uri=str(e["input_uri"]),
+            run_id=str(plan["run_id"]),
+            index=int(e["index"]),
+            output_paths=list(plan["output_paths"]),
+            submitted_at=queued.get(int(e["index"]), time.time()),
+            _client=session.client,
+            _store=st,
+        )
+        jobs.append(job)
+    pending = [j for j in jobs if j.index not in queued]
+    if pending:
+        via = str(plan.get("via") or "bucket")
+        _send(pending, st, _Submission(Path(record)), via, session.client)
+    return jobs
 
-    An input is done when its mapped job (matched through the job log, which mentions the
-    input's name) is terminal, or when its outputs exist and did not change between two
-    polls.
-    """
+
+# ----------------------------------------------------------------------------- tracking
+
+
+class _Tracker:
+    """Follows jobs of one service through its job list, job logs and output paths."""
 
     def __init__(self, service: str, cl: OscarClient, st: ObjectStore) -> None:
         self.service = service
@@ -333,13 +533,22 @@ class _Tracker:
         self.mapped: dict[str, Job] = {}
         self.ignored: set[str] = set()
         self.last_jobs_poll = 0.0
+        #: every job this tracker followed (for "in flight meanwhile")
+        self.history: list[Job] = []
+        self.settle = SETTLE
 
-    def list_outputs(self, out: str, key_prefix: str) -> list[str]:
-        """URIs of the objects under output path ``out`` whose names start with ``key_prefix``."""
+    def follow(self, jobs: list[Job]) -> None:
+        """Track ``jobs`` (also kept for the fixed-name overlap rule)."""
+        known = {id(j) for j in self.history}
+        self.history.extend(j for j in jobs if id(j) not in known)
+
+    # ------------------------------------------------------------------ listing
+    def list_outputs(self, out: str, key_prefix: str) -> list[Any]:
+        """Objects under output path ``out`` whose names start with ``key_prefix``."""
         bucket, prefix = parse_uri(out + "/")
         try:
             return [
-                o.uri
+                o
                 for o in self.st.list(format_uri(bucket, prefix + key_prefix))
                 if not o.key.endswith("/")
             ]
@@ -347,20 +556,24 @@ class _Tracker:
             return []
 
     def outputs_of(self, job: Job) -> list[str]:
-        """URIs of ``job``'s outputs, in every output path."""
-        return [uri for out in job.output_paths for uri in self.list_outputs(out, job.stem)]
+        """URIs under ``job``'s output paths whose key starts with its stem (one cheap
+        listing; what a running job has uploaded so far)."""
+        return [o.uri for out in job.output_paths for o in self.list_outputs(out, job.stem)]
 
-    def run_outputs(self, out: str, run_id: str) -> Iterator[tuple[str, str]]:
-        """(job stem, URI) of every output of run ``run_id`` under output path ``out``."""
+    def run_outputs(self, out: str, run_id: str) -> list[tuple[str, str]]:
+        """(job stem, URI) of every output of run ``run_id`` under output path ``out``
+        whose key starts with a stem."""
         _, prefix = parse_uri(out + "/")
-        for uri in self.list_outputs(out, f"{run_id}-"):
-            m = _STEM.match(parse_uri(uri)[1][len(prefix) :])
+        found = []
+        for o in self.list_outputs(out, f"{run_id}-"):
+            m = _STEM.match(o.key[len(prefix) :])
             if m:
-                yield m.group(0), uri
+                found.append((m.group(0), o.uri))
+        return found
 
-    def poll_outputs(self, only: list[Job] | None = None, stable_secs: float = 0.0) -> None:
-        """List outputs of pending jobs (or of ``only``); a job whose outputs exist and did
-        not change between two polls at least ``stable_secs`` apart has succeeded."""
+    def poll_outputs(self, only: list[Job] | None = None) -> None:
+        """List what pending jobs (or ``only``) uploaded so far: a hint that their job
+        records are worth reading sooner, never a completion by itself."""
         pending = [j for j in (self.jobs if only is None else only) if not j.done]
         if not pending:
             return
@@ -383,67 +596,186 @@ class _Tracker:
             outs = tuple(sorted(found[id(j)]))
             if outs != j._seen:
                 j._seen, j._since = outs, now
-            elif outs and now - j._since >= stable_secs and now > j._since:
-                j.status = "Succeeded"
-            j.outputs = list(outs)
+
+    # ------------------------------------------------------------------ job records
+    def _log(self, name: str) -> str | None:
+        try:
+            return self.cl.get_job_log(self.service, name)
+        except OscarError:
+            return None
+
+    def _match(self, text: str, by_uri: dict[str, Job], by_stem: dict[str, Job]) -> Job | None:
+        """The input a job log belongs to: the key it downloaded, else a stem it mentions."""
+        for bucket, key in _DOWNLOAD_LINE.findall(text):
+            job = by_uri.get(format_uri(bucket, key))
+            if job is not None:
+                return job
+        return next((j for s, j in by_stem.items() if s in text), None)
 
     def poll_jobs(self) -> None:
-        """Read the service's job list: map new terminal jobs to inputs, settle them."""
+        """Read the service's job list: map terminal jobs to inputs and settle them."""
         pending = [j for j in self.jobs if not j.done]
         if not pending:
             return
         self.last_jobs_poll = time.monotonic()
-        since = min(j.submitted_at for j in pending) - 2
+        since = min(j.submitted_at for j in pending) - CLOCK_SKEW
         try:
             listing = self.cl.list_jobs(self.service)
         except OscarError:
             return
+        by_uri = {j.input_uri: j for j in pending}
         by_stem = {j.stem: j for j in pending}
         for name, info in listing.items():
             status = str(info.get("status") or "")
             job = self.mapped.get(name)
+            text = None
             if job is None:
                 if name in self.ignored or status not in _TERMINAL:
                     continue
                 if _created(info) < since:
                     self.ignored.add(name)
                     continue
-                try:
-                    text = self.cl.get_job_log(self.service, name)
-                except OscarError:
+                text = self._log(name)
+                if text is None:
                     continue
-                job = next((j for s, j in by_stem.items() if s in text), None)
+                job = self._match(text, by_uri, by_stem)
                 if job is None:
                     self.ignored.add(name)
                     continue
                 self.mapped[name] = job
                 job.job_name = name
-                if status == "Failed":
-                    job.log = _excerpt(text)
             if job.done:
                 continue
-            if status == "Failed":
-                if job.log is None:
-                    try:
-                        job.log = _excerpt(self.cl.get_job_log(self.service, name))
-                    except OscarError:
-                        job.log = ""
-                job.status = "Failed"
-            elif status == "Succeeded":
-                job.outputs = sorted(self.outputs_of(job))
-                job.status = "Succeeded"
+            if status in _TERMINAL:
+                self._settle(job, status, text if text is not None else self._log(name))
             elif status:
                 job.status = status
+        self._check_vanished(listing)
+
+    def _settle(self, job: Job, status: str, text: str | None) -> None:
+        """The job record of ``job`` is terminal: attribute its outputs, decide."""
+        job.finished_at = time.time()
+        job.log = _excerpt(text) if text is not None else None
+        if status == "Failed":
+            job.status = "Failed"
+            return
+        try:
+            job.outputs = self.attribute(job, text)
+        except ServiceError as exc:
+            job.status, job.error = "Failed", str(exc)
+            return
+        if not job.outputs:
+            job.status = "Failed"
+            job.error = (
+                f"job {job.job_name} of service {self.service!r} succeeded but wrote no outputs "
+                "for this input (on OSCAR a failing script still gives a Succeeded job)"
+            )
+            return
+        job.status = "Succeeded"
+
+    def attribute(self, job: Job, text: str | None) -> list[str]:
+        """The output URIs of ``job`` (see the module docstring for the rules)."""
+        found = set(self.outputs_of(job))
+        logged = []
+        if text:
+            for key, bucket in _UPLOAD_LINE.findall(text):
+                uri = format_uri(bucket, key)
+                if job.relative(uri) != parse_uri(uri)[1]:  # under an output path
+                    logged.append(uri)
+        found.update(logged)
+        if not logged:  # no upload lines: look for the stem anywhere in a key
+            for out in job.output_paths:
+                found.update(o.uri for o in self.list_outputs(out, "") if job.stem in o.key)
+        fixed = sorted(u for u in found if job.stem not in u)
+        # a log with the supervisor's INFO lines names every upload: none means none
+        verbose_log = bool(text and _DOWNLOAD_LINE.search(text))
+        if not found and not verbose_log:
+            fixed = self._new_objects(job)
+            if fixed:
+                warnings.warn(
+                    f"service {self.service!r}: outputs of job {job.job_name} are not named "
+                    "in its log; taking the new objects of its output paths "
+                    f"({', '.join(fixed[:3])})",
+                    stacklevel=2,
+                )
+                found.update(fixed)
+        if fixed:
+            others = self._overlapping(job)
+            if others:
+                raise ServiceError(fixed_name_error(self.service, len(others)))
+        return sorted(found)
+
+    def _overlapping(self, job: Job) -> list[Job]:
+        """Other jobs of this tracker that were in flight while ``job`` was."""
+        end = job.finished_at or time.time()
+        return [
+            o
+            for o in self.history
+            if o is not job
+            and o.submitted_at <= end
+            and (o.finished_at is None or o.finished_at >= job.submitted_at)
+        ]
+
+    def _new_objects(self, job: Job) -> list[str]:
+        """Objects of ``job``'s output paths written while it was in flight, with no stem."""
+        start = datetime.fromtimestamp(job.submitted_at - CLOCK_SKEW, timezone.utc)
+        end = datetime.now(timezone.utc) + timedelta(seconds=CLOCK_SKEW)
+        out = []
+        for path in job.output_paths:
+            for o in self.list_outputs(path, ""):
+                if o.last_modified and start <= o.last_modified <= end:
+                    if not _ANY_STEM.search(o.key):
+                        out.append(o.uri)
+        return sorted(out)
+
+    def _check_vanished(self, listing: dict) -> None:
+        """Settle pending jobs whose records are gone (deleted, expired): outputs that
+        stayed unchanged for ``settle`` s are taken, with a warning."""
+        for name, job in list(self.mapped.items()):
+            if name not in listing and not job.done:
+                del self.mapped[name]  # its record was deleted: back to the fallback
+        mapped = {id(j) for j in self.mapped.values()}
+        now = time.monotonic()
+        for job in self.jobs:
+            if job.done or id(job) in mapped or not job._seen:
+                continue
+            if now - job._since < self.settle:
+                continue
+            # maybe its job is just still running: look for it among the unmapped jobs
+            if self._find_running(job, listing):
+                continue
+            job.finished_at = time.time()
+            job.outputs = list(job._seen)
+            job.status = "Succeeded"
+            job.error = None
+            warnings.warn(
+                f"service {self.service!r}: no job record found for input "
+                f"{Path(job.input).name!r}; taking its outputs after they stayed unchanged "
+                f"for {self.settle:g} s",
+                stacklevel=2,
+            )
+
+    def _find_running(self, job: Job, listing: dict) -> bool:
+        since = job.submitted_at - CLOCK_SKEW
+        for name, info in listing.items():
+            if name in self.mapped or name in self.ignored or _created(info) < since:
+                continue
+            text = self._log(name)
+            if text is not None and self._match(text, {job.input_uri: job}, {job.stem: job}):
+                self.mapped[name] = job
+                job.job_name = name
+                job.status = str(info.get("status") or job.status)
+                return True
+        return False
 
     def step(self, jobs_every: float = 1.0, only: list[Job] | None = None) -> None:
         """Poll outputs (of ``only``, else all pending), and the job list when due."""
-        self.poll_outputs(only, stable_secs=0.1)
+        self.poll_outputs(only)
         pending = [j for j in self.jobs if not j.done]
         if not pending:
             return
         since = time.monotonic() - self.last_jobs_poll
-        # outputs just appeared: the job record may already say Succeeded (its outputs are
-        # then complete), which is sooner than waiting for them to stay unchanged
+        # outputs appeared: the job record may say Succeeded soon, poll it sooner
         if since >= jobs_every or (since >= JOBS_POLL_MIN and any(j._seen for j in pending)):
             self.poll_jobs()
 
@@ -506,12 +838,14 @@ def wait(
     download_to: str | os.PathLike[str] | None = None,
     raise_on_failure: bool = True,
     poll: float | None = None,
+    settle: float = SETTLE,
 ) -> list[Job]:
-    """Wait until every job succeeded or failed; optionally download the outputs.
+    """Wait until every job's record says Succeeded or Failed; optionally download outputs.
 
-    A Failed job raises :class:`ServiceError` with its log excerpt (once all others are
+    A failed input raises :class:`ServiceError` with its log excerpt (once all others are
     settled); running out of ``timeout`` raises :class:`TimeoutError` naming the inputs
-    still pending.
+    still pending. ``settle``: seconds outputs must stay unchanged to be taken when no job
+    record can be found for an input (deleted, expired).
     """
     job_list = [jobs] if isinstance(jobs, Job) else list(jobs)
     if not job_list:
@@ -522,7 +856,10 @@ def wait(
         t = trackers.get(j.service)
         if t is None:
             t = trackers[j.service] = _Tracker(j.service, j._client, j._store)
+            t.settle = settle
         t.jobs.append(j)
+    for t in trackers.values():
+        t.follow(t.jobs)
     while True:
         for t in trackers.values():
             t.step()
@@ -548,8 +885,8 @@ def wait(
         first = failed[0]
         raise ServiceError(
             f"{len(failed)} of {len(job_list)} jobs of service {first.service!r} failed "
-            f"(first: input {Path(first.input).name!r}, job {first.job_name}); log:\n"
-            f"{first.log or '(empty)'}",
+            f"(first: input {Path(first.input).name!r}, job {first.job_name}: "
+            f"{first.error or 'failed'}); log:\n{first.log or '(empty)'}",
             log=first.log,
         )
     return job_list

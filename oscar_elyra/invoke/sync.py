@@ -192,8 +192,30 @@ def _sniff_ext(head: bytes, path: Path | None = None) -> str:
     return ".bin"
 
 
-def _extract_zip(zpath: Path, dest: Path) -> list[Path]:
-    """Unpack ``zpath`` into ``dest``; every member checked before anything is written."""
+def _zip_clash(names: list[str], dest: Path) -> str | None:
+    """Why the members ``names`` cannot all be files under ``dest`` (None if they can)."""
+    files: dict[str, str] = {}
+    for name in names:
+        key = "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+        if key in files:
+            return f"member {name!r} appears twice"
+        files[key] = name
+    for key, name in files.items():
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                return f"{files[parent]!r} is a file and also the folder of {name!r}"
+            if (dest / parent).exists() and not (dest / parent).is_dir():
+                return f"{parent!r} already exists in {str(dest)!r} as a file"
+        if (dest / key).is_dir():
+            return f"{key!r} already exists in {str(dest)!r} as a folder"
+    return None
+
+
+def _extract_zip(zpath: Path, dest: Path, service: str = "") -> list[Path]:
+    """Unpack ``zpath`` into ``dest``; every member checked before anything is written
+    (unsafe paths, symlinks, members that clash as file and folder)."""
     try:
         zf = zipfile.ZipFile(zpath)
     except zipfile.BadZipFile as exc:
@@ -210,9 +232,20 @@ def _extract_zip(zpath: Path, dest: Path) -> list[Path]:
                     f"refusing symlink member {info.filename!r} in the output zip"
                 )
             plan.append((info, safe_join(dest, info.filename)))
-        for info, target in plan:
-            with zf.open(info) as src, atomic_file(target) as dst:
-                shutil.copyfileobj(src, dst, DECODE_CHUNK)
+        clash = _zip_clash([info.filename for info, _ in plan], dest)
+        if clash:
+            who = f"service {service!r}" if service else "the service"
+            raise ServiceError(f"{who} answered a zip whose members clash: {clash}")
+        written: list[Path] = []
+        try:
+            for info, target in plan:
+                with zf.open(info) as src, atomic_file(target) as dst:
+                    shutil.copyfileobj(src, dst, DECODE_CHUNK)
+                written.append(target)
+        except BaseException:
+            for target in written:
+                target.unlink(missing_ok=True)
+            raise
     return [target for _, target in plan]
 
 
@@ -388,7 +421,13 @@ def run(
     cl = connect(client=client).client
     body, headers, stem = _prepare_body(input)
     started = time.monotonic()
-    resp = cl.post_run(service, body, timeout=timeout, headers=headers)
+    try:
+        resp = cl.post_run(service, body, timeout=timeout, headers=headers)
+    except ServiceError as exc:
+        # a failing script (the embedded cluster answers 500 with its output's tail)
+        if exc.log is None and exc.status is not None and exc.status >= 500:
+            exc.log = exc.body
+        raise
     work = _tmpdir("oscar-elyra-run-") if output is None else None
     out = Path(output) if output is not None else None
     out_is_dir = out is not None and (out.is_dir() or str(output).endswith(("/", os.sep)))
@@ -415,7 +454,7 @@ def run(
             dest = out if out is not None else work
             assert dest is not None
             try:
-                files = _extract_zip(decoded, dest)
+                files = _extract_zip(decoded, dest, service)
             finally:
                 decoded.unlink(missing_ok=True)
             return Result(service, "files", files, seconds)

@@ -33,7 +33,8 @@ from oscar_elyra.errors import (
     ValidationError,
 )
 from oscar_elyra.local import buckets
-from oscar_elyra.local.jobs import JobManager
+from oscar_elyra.local.jobs import DEFAULT_JOB_TIMEOUT, JobManager
+from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import JobRecords, rfc3339
 from oscar_elyra.local.runner import TIMED_OUT, Runner, decode_body, event_file_name
 from oscar_elyra.local.services import (
@@ -51,6 +52,8 @@ __all__ = ["MAX_BODY", "SYNC_TIMEOUT", "Runtime", "make_app"]
 log = logging.getLogger("oscar_elyra.local")
 
 SYNC_TIMEOUT = 300.0
+#: characters of a failed sync script's output in the 500 answer (the tail)
+FAILURE_TAIL = 2000
 MAX_BODY = 64 * 1024**3
 B64_CHUNK = 3 * (1 << 16)
 
@@ -62,11 +65,22 @@ class Runtime:
     server's logs never show them.
     """
 
-    def __init__(self, data_dir: Path, creds: dict, weed: SeaweedFS, max_jobs: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        creds: dict,
+        weed: SeaweedFS,
+        max_jobs: int,
+        *,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        compat: str = "embedded",
+    ) -> None:
         self.data_dir = data_dir
         self.creds = creds
         self.weed = weed
         self.max_jobs = max_jobs
+        self.job_timeout = job_timeout
+        self.compat = compat
         self.s3 = weed.minio()
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="oscar-io")
         self.services = ServiceStore(data_dir)
@@ -74,7 +88,15 @@ class Runtime:
             register_secret(svc.get("token"))
         self.records = JobRecords(data_dir)
         self.runner = Runner(data_dir / "tmp", data_dir / "cache", self.s3, self.executor)
-        self.jobs = JobManager(self.records, self.services, self.runner, self.s3, max_jobs)
+        self.jobs = JobManager(
+            self.records,
+            self.services,
+            self.runner,
+            self.s3,
+            max_jobs,
+            job_timeout=job_timeout,
+            compat=compat,
+        )
 
     def ensure_buckets(self, svc: dict) -> None:
         """Create the buckets of ``svc``'s input and output paths that do not exist yet.
@@ -443,7 +465,27 @@ class _StreamedBody(BaseHandler):
 
 @tornado.web.stream_request_body
 class RunHandler(_StreamedBody):
-    """Sync ``/run``: the body is the input; the answer is the output (see the runner)."""
+    """Sync ``/run``: the body is the input; the answer is the output (see the runner).
+
+    A script that exits non-zero gets HTTP 500 with the tail of its output (stderr, else
+    stdout) and an ``X-Oscar-Elyra-Exit-Code`` header, unless the cluster runs with
+    ``compat="oscar"`` (OSCAR's supervisor ignores exit codes and answers 200). A client
+    that disconnects stops the script (its whole process group).
+    """
+
+    _pgid: int | None = None
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        if self._pgid is not None:
+            kill_group(self._pgid)
+        super().on_connection_close()
+
+    def _started(self, proc) -> None:
+        self._pgid = proc.pid
+        if self._gone:
+            kill_group(proc.pid)
 
     async def post(self, name: str) -> None:
         self._close_body()
@@ -456,19 +498,30 @@ class RunHandler(_StreamedBody):
                 await self.run_io(decode_body, self.body_path, input_path)
             except ValidationError as exc:
                 self.fail(400, str(exc))
-            stdout = ws.root / "stdout"
+            stdout, stderr = ws.root / "stdout", ws.root / "stderr"
             rc = await runner.run(
                 self.svc,
                 ws,
                 input_path,
                 job_uuid,
                 stdout,
-                stderr=ws.root / "stderr",
+                stderr=stderr,
                 timeout=SYNC_TIMEOUT,
+                on_start=self._started,
             )
             log.info("run %s rc=%s in %.2fs", name, rc, time.monotonic() - started)
+            if self._gone:
+                log.info("run %s: the client disconnected; its script was stopped", name)
+                return
             if rc == TIMED_OUT:
                 self.fail(504, f"service {name!r} did not answer within {SYNC_TIMEOUT:.0f} s")
+            if rc != 0 and self.rt.compat != "oscar":
+                tail = await self.run_io(_output_tail, stderr, stdout)
+                self.clear()
+                self.set_status(500)
+                self.set_header("X-Oscar-Elyra-Exit-Code", str(rc))
+                self.finish(f"service {name!r}: the script exited with code {rc}\n{tail}\n")
+                return
             payload, encode = await self.run_io(ws.sync_answer, stdout)
             await self._stream(payload, encode)
 
@@ -688,6 +741,21 @@ class DeploymentLogsHandler(BaseHandler):
         out["available"] = bool(lines)
         out["message"] = f"Returning the log of the latest job ({latest['name']})."
         self.send_json(out)
+
+
+def _output_tail(*paths: Path) -> str:
+    """The last :data:`FAILURE_TAIL` characters of the first non-empty file of ``paths``."""
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - FAILURE_TAIL))
+                text = fh.read().decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return "(no output)"
 
 
 def make_app(rt: Runtime) -> tornado.web.Application:

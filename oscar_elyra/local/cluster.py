@@ -13,9 +13,10 @@ from pathlib import Path
 import requests
 
 from oscar_elyra.discovery import CREDENTIALS_FILE, default_data_dir, pid_alive, read_cluster_file
-from oscar_elyra.errors import ConflictError, OscarError
+from oscar_elyra.errors import ConflictError, OscarError, ValidationError
 from oscar_elyra.fdl import load_fdl
 from oscar_elyra.local.examples import fdl_paths
+from oscar_elyra.local.jobs import COMPAT_MODES
 from oscar_elyra.local.procs import spawn, stop_pid, stop_process
 from oscar_elyra.local.state import load_credentials
 
@@ -56,6 +57,11 @@ class LocalCluster:
     stops both. Service ``image`` fields are recorded, not pulled: scripts run on the
     host with this Python environment's ``bin`` first on ``PATH``.
 
+    ``job_timeout``: seconds an async job may run unless its service says otherwise
+    (annotation ``oscar-elyra/job-timeout``); default 3600, 0 for none. ``compat``:
+    "embedded" (a script's non-zero exit code fails its job and its ``/run``) or "oscar"
+    (exit codes ignored, as on OSCAR).
+
     Attributes after :meth:`start`: ``endpoint``, ``user``, ``password``,
     ``s3_endpoint``, ``s3_access_key``, ``s3_secret_key``, ``data_dir``, ``pid``.
     """
@@ -65,10 +71,19 @@ class LocalCluster:
         data_dir: str | Path | None = None,
         port: int = 0,
         max_jobs: int | None = None,
+        *,
+        job_timeout: float | None = None,
+        compat: str = "embedded",
     ) -> None:
+        if compat not in COMPAT_MODES:
+            raise ValidationError(
+                f"compat must be one of {', '.join(COMPAT_MODES)}, not {compat!r}"
+            )
         self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
         self.port = int(port or 0)
         self.max_jobs = max_jobs
+        self.job_timeout = job_timeout
+        self.compat = compat
         self.endpoint: str | None = None
         self.s3_endpoint: str | None = None
         self.process: subprocess.Popen | None = None
@@ -126,7 +141,11 @@ class LocalCluster:
             str(self.max_jobs or 0),
             "--owner-pid",
             str(os.getpid()),
+            "--compat",
+            self.compat,
         ]
+        if self.job_timeout is not None:
+            cmd += ["--job-timeout", str(self.job_timeout)]
         self.process = spawn(cmd, self.log_file, new_session=True)
         if not self._atexit:
             atexit.register(self.stop)

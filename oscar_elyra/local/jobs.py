@@ -1,21 +1,44 @@
-"""Async jobs of the embedded cluster: bucket watching, the queue and ``max_jobs`` workers.
+"""Async jobs of the embedded cluster: bucket watching, the scheduler and ``max_jobs`` workers.
 
 Async jobs are started by new objects under a service's input path (as OSCAR's MinIO
 webhook does) and by ``POST /job``. New objects are found by listing the input paths
 every ``POLL_INTERVAL`` seconds and comparing with the processed-object records of
 :mod:`~oscar_elyra.local.records`; each job record is written *before* its object is
-marked processed, and unfinished jobs are queued again at start-up, so every object is
-processed exactly once, also across restarts. Jobs run with the one
-:class:`~oscar_elyra.local.runner.Runner`; every output file is uploaded to the
-service's output paths.
+marked processed, so every object gets exactly one job, also across restarts. Jobs run
+with the one :class:`~oscar_elyra.local.runner.Runner`; every output file is uploaded to
+the service's output paths, each upload logged as the supervisor logs it
+(``Uploading file '<key>' to bucket '<bucket>'``) and listed in the job record
+(``outputs``).
+
+Policy (documented in the README):
+
+- **at most ``max_jobs`` jobs run at once**; when a slot frees, the service with the fewest
+  running jobs gets it (ties: its oldest pending job first), so one service's backlog
+  never queues another service's jobs behind all of it;
+- **every job has a time limit**: the service's ``oscar-elyra/job-timeout`` annotation
+  (seconds), else the cluster's ``--job-timeout`` (default :data:`DEFAULT_JOB_TIMEOUT`;
+  0: none). A job past it is killed (its whole process group) and ends Failed, so a slot
+  is never held longer than that;
+- **exit codes**: a script that exits non-zero ends Failed, unless the cluster runs with
+  ``compat="oscar"``, where (as on OSCAR, whose supervisor never reads the exit code) it
+  ends Succeeded with whatever it uploaded;
+- **deleting a job** kills its process group;
+- **crash safety**: each running job's process group and workspace are in its record. At
+  start-up a job a killed predecessor left running is adopted (waited for, its exit code
+  read from the workspace, its outputs uploaded), one that ended meanwhile is completed
+  from its workspace, one whose script is gone without an exit code (the cluster was
+  stopped) runs again; leftover workspaces are removed. So no job runs twice at once and
+  no finished script runs again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
+from collections import deque
 from pathlib import Path
 
 from minio import Minio
@@ -23,11 +46,23 @@ from minio import Minio
 from oscar_elyra.errors import NotFoundError
 from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import FINISHED, JobRecords
-from oscar_elyra.local.runner import Runner, Workspace, event_file_name, supervisor_line
+from oscar_elyra.local.runner import (
+    TIMED_OUT,
+    Runner,
+    Workspace,
+    event_file_name,
+    supervisor_line,
+)
 from oscar_elyra.local.services import ServiceStore, path_matches, split_path, storage_paths
 from oscar_elyra.storage import object_created_event
 
-__all__ = ["JobManager"]
+__all__ = [
+    "COMPAT_MODES",
+    "DEFAULT_JOB_TIMEOUT",
+    "TIMEOUT_ANNOTATION",
+    "JobManager",
+    "job_timeout",
+]
 
 log = logging.getLogger("oscar_elyra.local")
 
@@ -36,10 +71,78 @@ POLL_INTERVAL = 0.2
 #: ``BUSY_WINDOW`` s): a client waiting on a freed slot sees its next input picked up sooner
 FAST_POLL_INTERVAL = 0.05
 BUSY_WINDOW = 2.0
+#: seconds a job may run when neither the service nor ``--job-timeout`` says otherwise
+DEFAULT_JOB_TIMEOUT = 3600.0
+#: the service annotation (Kubernetes-style, ignored by OSCAR) giving its job time limit
+TIMEOUT_ANNOTATION = "oscar-elyra/job-timeout"
+#: "embedded": a script's non-zero exit code fails its job and its ``/run`` (HTTP 500 with
+#: the output's tail); "oscar": exit codes are ignored, as OSCAR's supervisor does
+COMPAT_MODES = ("embedded", "oscar")
+#: seconds between checks on an adopted script (not our child: polled)
+ADOPT_POLL = 0.2
+
+
+def job_timeout(svc: dict, default: float) -> float | None:
+    """The time limit (seconds) of ``svc``'s jobs: its annotation, else ``default``; None: none."""
+    raw = (svc.get("annotations") or {}).get(TIMEOUT_ANNOTATION)
+    try:
+        value = float(raw) if raw not in (None, "") else float(default)
+    except (TypeError, ValueError):
+        value = float(default)
+    return value if value > 0 else None
+
+
+class _Scheduler:
+    """Pending jobs per service; hands a free slot to the service with the fewest running
+    jobs (ties: the oldest pending job). Adopted jobs go first."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, deque[tuple[int, str]]] = {}
+        self.running: dict[str, int] = {}
+        self.adopt: deque[tuple[str, str]] = deque()
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+
+    def put(self, svc: str, job: str) -> None:
+        self.pending.setdefault(svc, deque()).append((next(self._seq), job))
+        self._wake.set()
+
+    def put_adopted(self, svc: str, job: str) -> None:
+        self.adopt.append((svc, job))
+        self._wake.set()
+
+    def _pick(self) -> tuple[str, str, bool] | None:
+        if self.adopt:
+            svc, job = self.adopt.popleft()
+            return svc, job, True
+        best = None
+        for svc, queue in self.pending.items():
+            if queue:
+                rank = (self.running.get(svc, 0), queue[0][0])
+                if best is None or rank < best[0]:
+                    best = (rank, svc)
+        if best is None:
+            return None
+        svc = best[1]
+        _, job = self.pending[svc].popleft()
+        return svc, job, False
+
+    async def get(self) -> tuple[str, str, bool]:
+        """The next (service, job, adopted) to run; counts it as running."""
+        while True:
+            item = self._pick()
+            if item is not None:
+                self.running[item[0]] = self.running.get(item[0], 0) + 1
+                return item
+            self._wake.clear()
+            await self._wake.wait()
+
+    def done(self, svc: str) -> None:
+        self.running[svc] = max(0, self.running.get(svc, 0) - 1)
 
 
 class JobManager:
-    """Queue, ``max_jobs`` workers and the bucket watcher, over ``records``."""
+    """Scheduler, ``max_jobs`` workers and the bucket watcher, over ``records``."""
 
     def __init__(
         self,
@@ -48,14 +151,19 @@ class JobManager:
         runner: Runner,
         s3: Minio,
         max_jobs: int,
+        *,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
+        compat: str = "embedded",
     ) -> None:
         self.records = records
         self.services = services
         self.runner = runner
         self.s3 = s3
         self.max_jobs = max(1, int(max_jobs))
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.job_timeout = float(job_timeout)
+        self.compat = compat
+        self.procs: dict[str, int] = {}  # job name -> pgid of its running script
+        self.sched = _Scheduler()
         self.tasks: list[asyncio.Task] = []
         self._busy: set[asyncio.Task] = set()
         self._closing = False
@@ -63,9 +171,23 @@ class JobManager:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        """Load the records, queue unfinished jobs, start the workers and the watcher."""
+        """Load the records; adopt, complete or queue again the unfinished jobs; remove
+        what a killed predecessor left behind; start the workers and the watcher."""
+        keep: set[Path] = set()
         for rec in self.records.load():
-            self.queue.put_nowait((rec["service"], rec["name"]))
+            ws = Workspace(Path(rec["workspace"])) if rec.get("workspace") else None
+            if rec["status"] == "Running" and ws is not None and ws.root.is_dir():
+                if ws.exit_code() is not None or ws.running():
+                    keep.add(ws.root)
+                    self.sched.put_adopted(rec["service"], rec["name"])
+                    continue
+                note = "the cluster stopped while this job ran; running it again"
+                self.records.append_log(rec, supervisor_line(note, "WARNING"))
+            self.records.requeue(rec)
+            self.sched.put(rec["service"], rec["name"])
+        removed = self.runner.clean_leftovers(keep)
+        if removed:
+            log.info("removed %d leftover workspace(s) or temp file(s)", removed)
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._worker()) for _ in range(self.max_jobs)]
         self.tasks.append(loop.create_task(self._watch()))
@@ -84,8 +206,8 @@ class JobManager:
             await asyncio.wait(busy, timeout=grace)
         for t in self.tasks:
             t.cancel()
-        for proc in list(self.procs.values()):
-            kill_group(proc.pid)
+        for pgid in list(self.procs.values()):
+            kill_group(pgid)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
 
@@ -156,7 +278,7 @@ class JobManager:
                 identity=identity,
             )
             self.records.mark_seen(name, [identity])
-            self.queue.put_nowait((name, rec["name"]))
+            self.sched.put(name, rec["name"])
             self._last_activity = time.monotonic()
             log.info("job %s created for s3://%s/%s", rec["name"], bucket, key)
 
@@ -167,13 +289,13 @@ class JobManager:
         body_file.replace(self.records.input_path(rec))
         rec["input_name"] = event_file_name(rec["uuid"])
         self.records.save(rec)
-        self.queue.put_nowait((svc, rec["name"]))
+        self.sched.put(svc, rec["name"])
         return rec
 
     def submit_object(self, svc: str, bucket: str, key: str, size: int = 0) -> dict:
         """Queue a job whose input is object ``bucket/key`` (a storage event on ``POST /job``)."""
         rec = self.records.new(svc, source="bucket", bucket=bucket, key=key, size=size, via="post")
-        self.queue.put_nowait((svc, rec["name"]))
+        self.sched.put(svc, rec["name"])
         self._last_activity = time.monotonic()
         return rec
 
@@ -181,25 +303,28 @@ class JobManager:
     async def _worker(self) -> None:
         me = asyncio.current_task()
         while not self._closing:
-            svc_name, job_name = await self.queue.get()
+            svc_name, job_name, adopted = await self.sched.get()
             try:
-                rec = self.records.get(svc_name, job_name)
-            except NotFoundError:
-                continue  # deleted while queued
-            if rec.get("status") != "Pending" or self._closing:
-                continue
-            self._busy.add(me)
-            try:
-                await self._execute(rec)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never let a worker die
-                log.exception("job %s failed in the cluster", job_name)
-                note = f"[oscar-elyra] internal error: {type(exc).__name__}\n"
-                self.records.append_log(rec, note)
-                self._finish(rec, "Failed")
+                try:
+                    rec = self.records.get(svc_name, job_name)
+                except NotFoundError:
+                    continue  # deleted while queued
+                if self._closing or rec.get("status") != ("Running" if adopted else "Pending"):
+                    continue
+                self._busy.add(me)
+                try:
+                    await (self._adopt(rec) if adopted else self._execute(rec))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # never let a worker die
+                    log.exception("job %s failed in the cluster", job_name)
+                    note = f"[oscar-elyra] internal error: {type(exc).__name__}\n"
+                    self.records.append_log(rec, note)
+                    self._finish(rec, "Failed")
+                finally:
+                    self._busy.discard(me)
             finally:
-                self._busy.discard(me)
+                self.sched.done(svc_name)
 
     def _supervisor(self, rec: dict, message: str, level: str = "INFO") -> None:
         self.records.append_log(rec, supervisor_line(message, level))
@@ -207,6 +332,8 @@ class JobManager:
     def _finish(self, rec: dict, status: str) -> None:
         if not self.records.is_current(rec):
             return  # deleted meanwhile
+        rec.pop("pgid", None)
+        rec.pop("workspace", None)
         self.records.set_status(rec, status)
         self._last_activity = time.monotonic()
 
@@ -217,15 +344,18 @@ class JobManager:
             self.records.append_log(rec, "[oscar-elyra] service was deleted before the job ran\n")
             self._finish(rec, "Failed")
             return
-        self.records.set_status(rec, "Running")
         log_path = self.records.log_path(rec)
-        log_path.write_bytes(b"")  # a re-run after restart starts a fresh log
+        log_path.write_bytes(b"")  # a re-run after a stop starts a fresh log
+        ws = self.runner.new_workspace(rec["name"][:40] + "-")
+        rec["workspace"] = str(ws.root)
+        self.records.set_status(rec, "Running")
         try:
-            async with self.runner.workspace(rec["name"][:40] + "-") as ws:
-                await self._run(rec, svc, ws, log_path)
+            await self._run(rec, svc, ws, log_path)
         finally:
-            if rec["source"] == "post" and rec.get("status") in FINISHED:
-                self.records.input_path(rec).unlink(missing_ok=True)
+            if rec.get("status") in FINISHED or not self.records.is_current(rec):
+                await self.runner.remove(ws)
+                if rec["source"] == "post":
+                    self.records.input_path(rec).unlink(missing_ok=True)
 
     async def _stage_input(self, rec: dict, ws: Workspace) -> tuple[Path, str | None] | None:
         """Put the job's input in ``ws``; returns (input path, ``EVENT``), None on failure."""
@@ -256,27 +386,95 @@ class JobManager:
         input_path, event = staged
 
         def started(proc: asyncio.subprocess.Process) -> None:
-            self.procs[rec["name"]] = proc
+            self.procs[rec["name"]] = proc.pid
+            rec["pgid"] = proc.pid
+            self.records.save(rec)
 
+        limit = job_timeout(svc, self.job_timeout)
         try:
             rc = await self.runner.run(
-                svc, ws, input_path, rec["uuid"], log_path, event=event, on_start=started
+                svc,
+                ws,
+                input_path,
+                rec["uuid"],
+                log_path,
+                event=event,
+                timeout=limit,
+                on_start=started,
             )
         finally:
             self.procs.pop(rec["name"], None)
+        await self._complete(rec, svc, ws, rc, limit)
+
+    async def _complete(
+        self, rec: dict, svc: dict, ws: Workspace, rc: int | None, limit: float | None
+    ) -> None:
+        """A script has ended with ``rc``: upload its outputs and settle the job."""
         if not self.records.is_current(rec):
             return  # deleted while running
-        if rc != 0:
+        if rc == TIMED_OUT:
+            note = f"Job exceeded its time limit of {limit:g} s; its processes were killed"
+            self._supervisor(rec, note, "ERROR")
+            self._finish(rec, "Failed")
+            return
+        if rc is None:
+            self._supervisor(rec, "The script ended without an exit code", "ERROR")
+        elif rc != 0 and self.compat != "oscar":
             self._supervisor(rec, f"script exited with code {rc}", "ERROR")
-        uploaded = await self.runner.io(self.runner.upload, svc, ws)
-        for bucket, key in uploaded:
-            self._supervisor(rec, f"Uploaded output to bucket '{bucket}' with key '{key}'")
+        uploaded = await self.runner.io(
+            self.runner.upload,
+            svc,
+            ws,
+            lambda b, k: self._supervisor(rec, f"Uploading file '{k}' to bucket '{b}'"),
+        )
+        rec["outputs"] = [f"{b}/{k}" for b, k in uploaded]
         log.info("job %s finished rc=%s outputs=%d", rec["name"], rc, len(uploaded))
-        self._finish(rec, "Succeeded" if rc == 0 else "Failed")
+        ok = rc == 0 or (self.compat == "oscar" and rc is not None)
+        self._finish(rec, "Succeeded" if ok else "Failed")
+
+    async def _adopt(self, rec: dict) -> None:
+        """Finish a job whose script a killed predecessor started: wait for the script
+        (within the job's time limit), read its exit code, upload its outputs."""
+        ws = Workspace(Path(rec["workspace"]))
+        try:
+            svc = self.services.get(rec["service"])
+        except NotFoundError:
+            svc = None
+        limit = job_timeout(svc or {}, self.job_timeout)
+        pgid = ws.pgid()
+        if pgid is not None and ws.running():
+            self.procs[rec["name"]] = pgid
+            self._supervisor(rec, f"Adopted the running script (process group {pgid})")
+        started = float(rec.get("start_time") or time.time())
+        try:
+            while ws.exit_code() is None and ws.running():
+                if limit is not None and time.time() - started > limit:
+                    kill_group(pgid)
+                    break
+                await asyncio.sleep(ADOPT_POLL)
+        finally:
+            self.procs.pop(rec["name"], None)
+        if pgid is not None:
+            kill_group(pgid)  # whatever the script left running in its group
+        try:
+            if svc is None:
+                note = "[oscar-elyra] service was deleted while the job ran\n"
+                self.records.append_log(rec, note)
+                self._finish(rec, "Failed")
+                return
+            rc = ws.exit_code()
+            if rc is None and limit is not None and time.time() - started > limit:
+                rc = TIMED_OUT
+            await self._complete(rec, svc, ws, rc, limit)
+        finally:
+            await self.runner.remove(ws)
+            if rec["source"] == "post":
+                self.records.input_path(rec).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- deletion
     def delete_job(self, svc: str, job: str) -> None:
-        """Delete one job (killing it if it runs); :class:`NotFoundError` if unknown."""
+        """Delete one job, killing its process group if it runs (:class:`NotFoundError`
+        if unknown)."""
         self._forget(self.records.get(svc, job))
 
     def delete_jobs(self, svc: str, all_jobs: bool = False) -> int:
@@ -297,9 +495,9 @@ class JobManager:
         self.records.forget(rec)
 
     def _kill(self, rec: dict) -> None:
-        proc = self.procs.pop(rec["name"], None)
-        if proc is not None:
-            kill_group(proc.pid)
+        pgid = self.procs.pop(rec["name"], None)
+        if pgid is not None:
+            kill_group(pgid)
 
 
 def _minio_event(rec: dict) -> str:

@@ -16,7 +16,15 @@ from typing import Any
 
 from oscar_elyra.discovery import pid_alive
 
-__all__ = ["die_with_parent", "kill_group", "spawn", "stop_pid", "stop_process", "wait_gone"]
+__all__ = [
+    "die_with_parent",
+    "group_of",
+    "kill_group",
+    "spawn",
+    "stop_pid",
+    "stop_process",
+    "wait_gone",
+]
 
 #: seconds to wait for a process to go after SIGKILL
 KILL_WAIT = 5.0
@@ -47,6 +55,22 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def group_of(pgid: int, marker: str) -> bool:
+    """True when process ``pgid`` is alive and its command line contains ``marker``.
+
+    How a restarted cluster recognises a script its killed predecessor left running (the
+    marker is the script's path in its workspace): a reused pid never matches.
+    """
+    if not pid_alive(pgid):
+        return False
+    try:
+        with open(f"/proc/{int(pgid)}/cmdline", "rb") as fh:
+            cmdline = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return marker in cmdline
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

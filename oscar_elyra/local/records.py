@@ -3,7 +3,9 @@
 - ``<data>/jobs/<svc>/<job>.json``: a job record (``name``, ``uuid``, ``service``,
   ``status``, ``creation_time``, ``start_time``, ``finish_time``, ``source`` and, for
   bucket jobs, ``bucket``, ``key``, ``size``, ``etag``, ``identity``; for ``POST /job``
-  jobs, ``input_name``), written atomically at every change;
+  jobs, ``input_name``; while it runs, ``pgid`` and ``workspace``: its script's process
+  group and temp dir; once finished, ``outputs``: the ``bucket/key`` of every upload),
+  written atomically at every change;
 - ``<data>/jobs/<svc>/<job>.log``: the job's log; ``<job>.input``: the decoded body of a
   ``POST /job`` job until the job has finished;
 - ``<data>/watch/<svc>.jsonl``: the identities (``bucket/key@etag``) of the input objects
@@ -72,7 +74,10 @@ class JobRecords:
 
     # ---------------------------------------------------------------- loading
     def load(self) -> list[dict]:
-        """Read every record; returns the unfinished jobs, reset to Pending, oldest first."""
+        """Read every record; returns the unfinished (Pending, Running) jobs, oldest first.
+
+        The caller decides what becomes of each (:meth:`requeue`, or adopt a running one).
+        """
         pending = []
         for svc_dir in sorted(self.jobs_dir.iterdir()):
             if not svc_dir.is_dir():
@@ -86,8 +91,6 @@ class JobRecords:
                 if rec.get("identity"):
                     self.seen.setdefault(rec["service"], set()).add(rec["identity"])
                 if rec["status"] in UNFINISHED:
-                    rec["status"] = "Pending"
-                    rec.pop("start_time", None)
                     pending.append(rec)
         for path in self.watch_dir.glob("*.jsonl"):
             seen = self.seen.setdefault(path.stem, set())
@@ -100,9 +103,14 @@ class JobRecords:
                         except ValueError:
                             continue
         pending.sort(key=_order)
-        for rec in pending:
-            self.save(rec)
         return pending
+
+    def requeue(self, rec: dict) -> None:
+        """Save ``rec`` as Pending again (to run from the start)."""
+        rec["status"] = "Pending"
+        for key in ("start_time", "pgid", "workspace"):
+            rec.pop(key, None)
+        self.save(rec)
 
     # ---------------------------------------------------------------- writing
     def _svc_dir(self, svc: str) -> Path:

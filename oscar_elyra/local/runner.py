@@ -8,6 +8,13 @@ for async jobs, ``EVENT``), ``bash script.sh`` in its own process group, then th
 outputs: the sync answer (one file, a zip of several, or the script's stdout) or an
 upload of every output file to each output path whose filters match.
 
+Crash safety: the script runs under a small ``bash -c`` wrapper that writes its exit code
+to ``rc`` in the workspace, and the wrapper's pid (= process group) is written to ``pgid``
+there, so a restarted cluster can tell a script its killed predecessor left running
+(:func:`~oscar_elyra.local.procs.group_of`), wait for it, read its exit code and upload its
+outputs (see :mod:`~oscar_elyra.local.jobs`), or end it and clean up
+(:meth:`Runner.clean_leftovers`).
+
 The venv's ``bin`` dir is first on ``PATH`` so ``python3`` has this environment's
 packages; credentials of the host (``AWS_*``, ``OSCAR_*``, ``MINIO_*``) are not passed.
 Difference from OSCAR: the service ``image`` is recorded but never pulled.
@@ -36,7 +43,7 @@ from minio import Minio
 
 from oscar_elyra.errors import ValidationError
 from oscar_elyra.local.models import model_env
-from oscar_elyra.local.procs import kill_group
+from oscar_elyra.local.procs import group_of, kill_group
 from oscar_elyra.local.services import path_matches, split_path, storage_paths
 
 __all__ = [
@@ -135,9 +142,14 @@ def job_env(
 
 
 def supervisor_line(message: str, level: str = "INFO") -> str:
-    """A job-log line like the ones OSCAR's faas-supervisor writes around the script's output."""
+    """A job-log line as OSCAR's faas-supervisor writes them around the script's output
+    (its logging format ``%(asctime)s - %(name)s - %(levelname)s - %(message)s``)."""
     ts = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
-    return f"[{ts}] - supervisor - {level} - {message}\n"
+    return f"{ts} - supervisor - {level} - {message}\n"
+
+
+#: runs the script, then records its exit code in the workspace (atomically)
+_WRAPPER = 'bash "$1"; rc=$?; printf "%s\\n" "$rc" > "$2.tmp" && mv -f "$2.tmp" "$2"; exit "$rc"'
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,33 @@ class Workspace:
     @property
     def output(self) -> Path:
         return self.root / "output"
+
+    @property
+    def script(self) -> Path:
+        return self.root / "script.sh"
+
+    @property
+    def pgid_file(self) -> Path:
+        return self.root / "pgid"
+
+    def pgid(self) -> int | None:
+        """The process group of the script started in this workspace, if one was."""
+        try:
+            return int(self.pgid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def exit_code(self) -> int | None:
+        """The script's exit code once it has ended (written by the wrapper), else None."""
+        try:
+            return int((self.root / "rc").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        """True while the script started in this workspace is still alive."""
+        pgid = self.pgid()
+        return pgid is not None and group_of(pgid, str(self.script))
 
     def outputs(self) -> list[Path]:
         """Every file the script wrote under ``output/`` (recursively), sorted."""
@@ -203,20 +242,58 @@ class Runner:
         os.close(fd)
         return Path(path)
 
+    def new_workspace(self, prefix: str) -> Workspace:
+        """A fresh :class:`Workspace` (the caller removes it with :meth:`remove`)."""
+        ws = Workspace(Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)))
+        for d in (ws.work, ws.input, ws.output):
+            d.mkdir()
+        return ws
+
+    async def remove(self, ws: Workspace) -> None:
+        """Remove ``ws`` with everything in it."""
+        await self.io(shutil.rmtree, ws.root, True)
+
     @contextlib.asynccontextmanager
     async def workspace(self, prefix: str) -> AsyncIterator[Workspace]:
         """A fresh :class:`Workspace`, removed with everything in it on exit."""
-        ws = Workspace(Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)))
+        ws = self.new_workspace(prefix)
         try:
-            for d in (ws.work, ws.input, ws.output):
-                d.mkdir()
             yield ws
         finally:
-            await self.io(shutil.rmtree, ws.root, True)
+            await self.remove(ws)
+
+    def clean_leftovers(self, keep: set[Path]) -> int:
+        """At start-up: end every script a killed predecessor left running in a workspace
+        not in ``keep`` (a sync ``/run`` whose client is gone, a job that will run again),
+        and remove those workspaces and stray temp files. Returns how many were removed."""
+        n = 0
+        for entry in self.tmp_dir.iterdir():
+            if entry in keep:
+                continue
+            if entry.is_dir():
+                ws = Workspace(entry)
+                if ws.running():
+                    kill_group(ws.pgid())
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            n += 1
+        return n
 
     async def fetch(self, bucket: str, key: str, dest: Path) -> None:
-        """Download ``bucket/key`` to ``dest``."""
-        await self.io(self.s3.fget_object, bucket, key, str(dest))
+        """Download ``bucket/key`` to ``dest`` (streamed; no temp name beside a long one)."""
+
+        def get() -> None:
+            resp = self.s3.get_object(bucket, key)
+            try:
+                with open(dest, "wb") as fh:
+                    for chunk in resp.stream(CHUNK * 16):
+                        fh.write(chunk)
+            finally:
+                resp.close()
+                resp.release_conn()
+
+        await self.io(get)
 
     async def stage(self, src: Path, dest: Path) -> None:
         """Put the file ``src`` at ``dest`` (a hard link, else a copy)."""
@@ -241,19 +318,22 @@ class Runner:
         """Run ``svc``'s script with bash in ``ws``; returns its exit code.
 
         Output goes to ``stdout`` (and ``stderr``, else also ``stdout``). The script runs
-        in its own process group, all of it killed when the script ends, at ``timeout``
-        (exit code :data:`TIMED_OUT`) or on cancellation.
+        in its own process group (recorded in ``ws``), all of it killed when the script
+        ends, at ``timeout`` (exit code :data:`TIMED_OUT`) or on cancellation.
         """
         env = job_env(svc, input_path, ws.output, job_uuid, event=event)
         env["OSCAR_ELYRA_CACHE_DIR"] = str(self.cache_dir)
-        script = ws.root / "script.sh"
-        script.write_text(svc["script"], encoding="utf-8")
+        ws.script.write_text(svc["script"], encoding="utf-8")
         with contextlib.ExitStack() as files:
             out = files.enter_context(open(stdout, "ab"))
             err = files.enter_context(open(stderr, "ab")) if stderr else asyncio.subprocess.STDOUT
             proc = await asyncio.create_subprocess_exec(
                 "bash",
-                str(script),
+                "-c",
+                _WRAPPER,
+                "oscar-elyra-job",
+                str(ws.script),
+                str(ws.root / "rc"),
                 cwd=str(ws.work),
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -261,6 +341,7 @@ class Runner:
                 stderr=err,
                 start_new_session=True,
             )
+        ws.pgid_file.write_text(f"{proc.pid}\n")
         if on_start:
             on_start(proc)
         try:
@@ -274,10 +355,17 @@ class Runner:
         finally:
             kill_group(proc.pid)  # also whatever the script left running in its group
 
-    def upload(self, svc: dict, ws: Workspace) -> list[tuple[str, str]]:
+    def upload(
+        self,
+        svc: dict,
+        ws: Workspace,
+        on_upload: Callable[[str, str], None] | None = None,
+    ) -> list[tuple[str, str]]:
         """Upload ``ws``'s outputs to each of ``svc``'s output paths whose filters match.
 
-        Relative names are kept (``<path>/<relative name>``); returns (bucket, key) pairs.
+        Relative names are kept (``<path>/<relative name>``); ``on_upload(bucket, key)``
+        is called before each upload (the supervisor logs each one); returns (bucket, key)
+        pairs.
         """
         done = []
         files = ws.outputs()
@@ -287,6 +375,8 @@ class Runner:
                 rel = f.relative_to(ws.output).as_posix()
                 if path_matches(rel, io):
                     key = f"{prefix}/{rel}" if prefix else rel
+                    if on_upload is not None:
+                        on_upload(bucket, key)
                     self.s3.fput_object(bucket, key, str(f))
                     done.append((bucket, key))
         return done

@@ -1,6 +1,7 @@
 """The embedded cluster's server process: the OSCAR REST API (tornado) + a SeaweedFS child.
 
-Run as ``python -m oscar_elyra.local.server --data-dir D [--port N] [--max-jobs K]``
+Run as ``python -m oscar_elyra.local.server --data-dir D [--port N] [--max-jobs K]
+[--job-timeout S] [--compat embedded|oscar]``
 (normally by :class:`oscar_elyra.local.LocalCluster`). Binds 127.0.0.1 only. When the
 API and S3 answer it writes ``<data_dir>/cluster.json`` (see :mod:`oscar_elyra.discovery`);
 SIGTERM/SIGINT stop jobs, SeaweedFS and the API cleanly and remove that file. The
@@ -26,6 +27,7 @@ from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.discovery import CLUSTER_FILE, CREDENTIALS_FILE, pid_alive, read_cluster_file
 from oscar_elyra.errors import OscarError
 from oscar_elyra.local.api import MAX_BODY, Runtime, make_app
+from oscar_elyra.local.jobs import COMPAT_MODES, DEFAULT_JOB_TIMEOUT
 from oscar_elyra.local.state import load_credentials
 from oscar_elyra.local.weed import SeaweedFS
 from oscar_elyra.redact import install_log_redaction, register_secret
@@ -38,6 +40,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--max-jobs", type=int, default=0)
+    p.add_argument(
+        "--job-timeout",
+        type=float,
+        default=DEFAULT_JOB_TIMEOUT,
+        help="seconds an async job may run (0: no limit)",
+    )
+    p.add_argument("--compat", choices=COMPAT_MODES, default="embedded")
     p.add_argument(
         "--owner-pid",
         type=int,
@@ -94,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 5
     max_jobs = args.max_jobs if args.max_jobs > 0 else (os.cpu_count() or 1)
-    rt = Runtime(data_dir, creds, weed, max_jobs)  # asyncio queues bind to the loop at first use
+    # asyncio queues bind to the loop at first use
+    rt = Runtime(data_dir, creds, weed, max_jobs, job_timeout=args.job_timeout, compat=args.compat)
     asyncio.run(_serve(rt, sockets, args.owner_pid))
     return 0
 
@@ -110,6 +120,8 @@ def _announce(rt: Runtime, endpoint: str) -> None:
             "s3_endpoint": rt.weed.endpoint,
             "credentials_file": str(rt.data_dir / CREDENTIALS_FILE),
             "max_jobs": rt.max_jobs,
+            "job_timeout": rt.job_timeout,
+            "compat": rt.compat,
             "started": time.time(),
         },
     )
