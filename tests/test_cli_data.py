@@ -23,6 +23,7 @@ def env(cluster, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("cli-data")
     e: dict = {k: None for k in os.environ if k.startswith("OSCAR_")}
     e.update(OSCAR_CLI_CONFIG=str(tmp / "none.yaml"), OSCAR_ELYRA_DATA_DIR=str(tmp))
+    e.update(XDG_CACHE_HOME=str(tmp / "cache"))  # where `job` records its submissions
     e.update(cluster.env())
     return e
 
@@ -149,7 +150,9 @@ def test_map_and_resume(env, images, tmp_path, secrets):
     assert "ok: 3" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "img2.png"]
     assert [x["status"] for x in json.loads(rec.read_text())] == ["ok"] * 3
-    r = cli(env, "--json", "map", "grayify", str(images), "-o", str(out), "--sync")
+    r = cli(
+        env, "--json", "map", "grayify", str(images), "-o", str(out), "--sync", "--record", str(rec)
+    )
     assert [x["status"] for x in json.loads(r.stdout)] == ["skipped"] * 3
     r = cli(env, "map", "grayify", str(images), "-o", str(tmp_path / "s"), "--sync", "-j", "3")
     assert "ok: 3" in r.stdout
