@@ -1,0 +1,254 @@
+"""Bounded jobs and crash safety of the embedded cluster (issue 9, cases 6 and 7).
+
+- a hung script is stopped by its time limit while another service's jobs still run, and
+  a freed slot goes to the service with the fewest running jobs;
+- deleting a job kills its process group; a sync client that disconnects stops its script;
+- ``kill -9`` of the server mid-job, then a new start: every job's script runs exactly once
+  (a script still running is adopted, one that ended meanwhile is completed), a sync
+  script left behind is ended, temp dirs are removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from minio import Minio
+
+from oscar_elyra.discovery import pid_alive
+from oscar_elyra.local import LocalCluster
+
+
+def _s3(cluster) -> Minio:
+    return Minio(
+        cluster.s3_endpoint.split("://", 1)[1],
+        cluster.s3_access_key,
+        cluster.s3_secret_key,
+        secure=False,
+    )
+
+
+def _deploy(cluster, name, script, **extra):
+    svc = {
+        "name": name,
+        "image": "docker.io/library/bash:5",
+        "script": script,
+        "input": [{"path": f"{name}/in"}],
+        "output": [{"path": f"{name}/out"}],
+        **extra,
+    }
+    r = requests.post(
+        f"{cluster.endpoint}/system/services",
+        json=svc,
+        auth=(cluster.user, cluster.password),
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+
+
+def _put(cluster, name, key, data=b"x"):
+    _s3(cluster).put_object(name, f"in/{key}", io.BytesIO(data), len(data))
+
+
+def _records(cluster, name) -> dict[str, dict]:
+    """The job records on disk, by input key (the cluster's own files)."""
+    out = {}
+    for p in (cluster.data_dir / "jobs" / name).glob("*.json"):
+        rec = json.loads(p.read_text())
+        out[rec.get("key", rec["name"]).rsplit("/", 1)[-1]] = rec
+    return out
+
+
+def _log(cluster, name, job) -> str:
+    r = requests.get(
+        f"{cluster.endpoint}/system/logs/{name}/{job}",
+        auth=(cluster.user, cluster.password),
+        timeout=30,
+    )
+    return r.text
+
+
+def until(what, check, timeout=60.0):
+    """Wait for ``check()`` to return something truthy (polling an event, with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def two_slots(tmp_path_factory):
+    c = LocalCluster(tmp_path_factory.mktemp("bounds") / "data", max_jobs=2)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_time_limit_frees_slots_for_another_service(two_slots, tmp_path):
+    c = two_slots
+    hang, quick = f"hang-{uuid.uuid4().hex[:6]}", f"quick-{uuid.uuid4().hex[:6]}"
+    pids = tmp_path / "pids"
+    _deploy(
+        c,
+        hang,
+        f'echo $$ >> "{pids}"; sleep 600 & wait',
+        annotations={"oscar-elyra/job-timeout": "6"},
+    )
+    _deploy(c, quick, 'echo done > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").out"')
+    for k in range(3):
+        _put(c, hang, f"h{k}")
+    until("two hung jobs running", lambda: len(_pids(pids)) == 2)
+    _put(c, quick, "q0")
+    _put(c, quick, "q1")
+    until("quick jobs queued", lambda: len(_records(c, quick)) == 2)
+    recs = _records(c, hang)
+    assert sorted(r["status"] for r in recs.values()) == ["Pending", "Running", "Running"], (
+        "the quick jobs must be queued while both slots are held"
+    )
+    done = until(
+        "quick jobs done",
+        lambda: (r := _records(c, quick)) and all(x["status"] == "Succeeded" for x in r.values()),
+    )
+    assert done
+    recs, quicks = _records(c, hang), _records(c, quick)
+    for key in ("h0", "h1"):
+        assert recs[key]["status"] == "Failed"
+        assert "time limit of 6 s" in _log(c, hang, recs[key]["name"])
+    # the first freed slot went to the service with no running job, not to h2 queued earlier
+    assert min(q["start_time"] for q in quicks.values()) < recs["h2"].get("start_time", 1e18)
+    first_two = _pids(pids)[:2]
+    until("hung scripts killed", lambda: not any(pid_alive(p) for p in first_two))
+    # deleting a running job kills its process group (the script and its sleep)
+    until("h2 running", lambda: len(_pids(pids)) == 3)
+    job = _records(c, hang)["h2"]["name"]
+    r = requests.delete(
+        f"{c.endpoint}/system/logs/{hang}/{job}", auth=(c.user, c.password), timeout=30
+    )
+    assert r.status_code == 204
+    until("deleted job's script killed", lambda: not pid_alive(_pids(pids)[2]), timeout=10)
+
+
+def test_a_disconnecting_sync_client_stops_its_script(two_slots, tmp_path):
+    c = two_slots
+    name = f"synchang-{uuid.uuid4().hex[:6]}"
+    pidfile = tmp_path / "pid"
+    _deploy(c, name, f'echo $$ > "{pidfile}"; sleep 600 & wait')
+    token = requests.get(
+        f"{c.endpoint}/system/services/{name}", auth=(c.user, c.password), timeout=30
+    ).json()["token"]
+    body = base64.b64encode(b"hi")
+    host, port = c.endpoint.split("://", 1)[1].split(":")
+    # a client that gives up once the script runs: it closes its connection
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            f"POST /run/{name} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        pid = until("script started", lambda: _pids(pidfile) and _pids(pidfile)[0])
+    until("script stopped after the client left", lambda: not pid_alive(pid), timeout=20)
+
+
+def test_kill_9_mid_job_then_restart_runs_each_script_once(tmp_path):
+    data = tmp_path / "data"
+    ledger, gates = tmp_path / "ledger", tmp_path / "gates"
+    gates.mkdir()
+    name, slow = "crashy", "crashy-sync"
+    script = (
+        'b=$(basename "$INPUT_FILE_PATH")\n'
+        f'echo "start $JOB_UUID" >> "{ledger}"\n'
+        f'while [ ! -e "{gates}/$b" ]; do sleep 0.05; done\n'
+        'cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/$b.out"\n'
+        f'echo "end $JOB_UUID" >> "{ledger}"\n'
+    )
+    sync_pid = tmp_path / "sync.pid"
+    first = LocalCluster(data, max_jobs=4)
+    first.start()
+    try:
+        _deploy(first, name, script)
+        _deploy(first, slow, f'echo $$ > "{sync_pid}"; sleep 600 & wait')
+        for k in "abc":
+            _put(first, name, k, k.encode() * 3)
+        until(
+            "three jobs started", lambda: ledger.exists() and ledger.read_text().count("start") == 3
+        )
+        token = requests.get(
+            f"{first.endpoint}/system/services/{slow}",
+            auth=(first.user, first.password),
+            timeout=30,
+        ).json()["token"]
+        threading.Thread(
+            target=lambda: _quiet_post(f"{first.endpoint}/run/{slow}", token), daemon=True
+        ).start()
+        orphan_sync = until("sync script started", lambda: _pids(sync_pid) and _pids(sync_pid)[0])
+        server = first.process
+        server.send_signal(signal.SIGKILL)  # kill -9 of the server alone
+        server.wait(30)
+        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+        (gates / "a").touch()  # job a ends while no cluster runs
+        until("job a ended", lambda: ledger.read_text().count("end") == 1)
+    finally:
+        first.process = None  # it is dead; what it left is the next start's business
+    second = LocalCluster(data, max_jobs=4)
+    second.start()
+    try:
+        until("the orphaned sync script ended", lambda: not pid_alive(orphan_sync), timeout=20)
+        recs = _records(second, name)
+        assert recs["b"]["status"] == recs["c"]["status"] == "Running"  # adopted, not run again
+        (gates / "b").touch()
+        (gates / "c").touch()
+        until(
+            "all jobs done",
+            lambda: all(r["status"] == "Succeeded" for r in _records(second, name).values()),
+        )
+        lines = ledger.read_text().split("\n")
+        starts = [x.split()[1] for x in lines if x.startswith("start")]
+        ends = [x.split()[1] for x in lines if x.startswith("end")]
+        assert len(starts) == 3 and sorted(starts) == sorted(set(starts)) == sorted(ends)
+        store = _s3(second)
+        for k in "abc":
+            assert store.get_object(name, f"out/{k}.out").read() == k.encode() * 3
+        until("temp dirs cleaned", lambda: not any((data / "tmp").iterdir()))
+    finally:
+        second.stop()
+
+
+def _quiet_post(url: str, token: str) -> None:
+    try:
+        requests.post(
+            url,
+            data=base64.b64encode(b"x"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=(5, 600),
+        )
+    except requests.RequestException:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
