@@ -11,6 +11,7 @@ import json
 import os
 import textwrap
 import threading
+import time
 import uuid
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,12 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from oscar_elyra.cli import main
-from oscar_elyra.client import OscarClient
-from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import ServiceError, ValidationError
 from oscar_elyra.invoke import map, run, submit, wait
 from oscar_elyra.local import LocalCluster
-from oscar_elyra.session import store_for
+from oscar_elyra.session import connect, store_for
 
 # the output is named after the input's stem: <stem>.out holding the input
 STEM_OUT = (
@@ -49,19 +48,6 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def _client(cluster: LocalCluster) -> OscarClient:
-    return OscarClient(
-        ClusterConfig(
-            cluster_id="x",
-            endpoint=cluster.endpoint,
-            user=cluster.user,
-            password=cluster.password,
-            ssl_verify=False,
-            source="test",
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def store(client):
     return store_for(client, progress=False)
@@ -82,8 +68,8 @@ def oscar_like(tmp_path_factory):
     c = LocalCluster(tmp_path_factory.mktemp("oscar-like"), max_jobs=4, compat="oscar")
     c.start()
     try:
-        with _client(c) as cl:
-            yield c, cl
+        session = connect(endpoint=c.endpoint, user=c.user, password=c.password, ssl_verify=False)
+        yield c, session.client
     finally:
         c.stop()
 
@@ -136,6 +122,28 @@ def test_two_outputs_second_150mb_every_input_gets_both(client, store, tmp_path)
         store.delete(f"s3://{name}/out/", recursive=True)
         for p in (tmp_path / "out").glob("*.bin"):
             p.unlink()
+
+
+def test_without_job_records_outputs_are_taken_after_settling_with_a_warning(
+    client, store, tmp_path
+):
+    name = _name("x-gone")
+    client.apply_service(_svc(name, STEM_OUT))
+    src = _files(tmp_path / "in", {"r.txt": "kept"})
+    jobs = submit(name, [src / "r.txt"], client=client, store=store)
+
+    def finished():
+        listing = client.list_jobs(name)
+        return listing and all(j["status"] == "Succeeded" for j in listing.values())
+
+    deadline = time.monotonic() + 60
+    while not finished():
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.1)
+    client.delete_jobs(name, all=True)  # the records are gone (deleted, expired)
+    with pytest.warns(UserWarning, match="no job record found"):
+        wait(jobs, timeout=60, settle=1)
+    assert jobs[0].status == "Succeeded" and len(jobs[0].outputs) == 1
 
 
 # ----------------------------------------------------------------------------- 2

@@ -47,13 +47,14 @@ def _jobs(cluster, svc, pages=None) -> dict:
             return jobs
 
 
-def _deploy(cluster, name, script):
+def _deploy(cluster, name, script, **extra):
     svc = {
         "name": name,
         "image": "docker.io/library/bash:5",
         "script": script,
         "input": [{"path": f"{name}/in"}],
         "output": [{"path": f"{name}/out"}],
+        **extra,
     }
     r = requests.post(
         f"{cluster.endpoint}/system/services",

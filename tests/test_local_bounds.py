@@ -23,37 +23,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from minio import Minio
+from test_local_async import _deploy, _s3  # the same helpers
 
 from oscar_elyra.discovery import pid_alive
 from oscar_elyra.local import LocalCluster
-
-
-def _s3(cluster) -> Minio:
-    return Minio(
-        cluster.s3_endpoint.split("://", 1)[1],
-        cluster.s3_access_key,
-        cluster.s3_secret_key,
-        secure=False,
-    )
-
-
-def _deploy(cluster, name, script, **extra):
-    svc = {
-        "name": name,
-        "image": "docker.io/library/bash:5",
-        "script": script,
-        "input": [{"path": f"{name}/in"}],
-        "output": [{"path": f"{name}/out"}],
-        **extra,
-    }
-    r = requests.post(
-        f"{cluster.endpoint}/system/services",
-        json=svc,
-        auth=(cluster.user, cluster.password),
-        timeout=30,
-    )
-    assert r.status_code == 201, r.text
 
 
 def _put(cluster, name, key, data=b"x"):
