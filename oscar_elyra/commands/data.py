@@ -148,8 +148,8 @@ def _resume_hint(record: Path, what: str) -> None:
 @click.option(
     "--record",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Record the submission here, each upload as it happens "
-    "(default: a new file in the user cache dir).",
+    help="Record the submission here, each started job as it happens (default: a file in "
+    "the user cache dir, removed once every input is queued).",
 )
 @click.option(
     "--resume",
@@ -187,8 +187,9 @@ def job(
         record = resume_record
     elif service is None or not files:
         raise click.UsageError("give SERVICE and FILES, or --resume RECORD")
-    else:
-        record = record or _default_record()
+    keep = record is not None or resume_record is not None
+    if record is None:
+        record = _default_record()  # kept only if the submission does not complete
         record.parent.mkdir(parents=True, exist_ok=True)
     client = state.client()
     store = state.store()
@@ -204,10 +205,10 @@ def job(
     except (OscarError, OSError):
         _resume_hint(record, "submission stopped")
         raise
-    state.info(
-        f"submitted {len(jobs)} input(s) to {jobs[0].service} (run {jobs[0].run_id}; "
-        f"record {record})"
-    )
+    if not keep:
+        record.unlink(missing_ok=True)
+    where = f"; record {record}" if keep else ""
+    state.info(f"submitted {len(jobs)} input(s) to {jobs[0].service} (run {jobs[0].run_id}{where})")
     if wait_ or output is not None:
         try:
             wait(jobs, timeout, download_to=output)
