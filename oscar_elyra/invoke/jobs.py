@@ -85,6 +85,8 @@ LOG_EXCERPT = 2000
 JOBS_POLL_MIN = 0.1
 #: seconds outputs must stay unchanged before they are taken without a job record
 SETTLE = 10.0
+#: job logs read at once
+LOG_READERS = 4
 #: seconds of clock difference tolerated between this machine and the cluster
 CLOCK_SKEW = 2.0
 _TERMINAL = ("Succeeded", "Failed")
@@ -612,6 +614,13 @@ class _Tracker:
                 return job
         return next((j for s, j in by_stem.items() if s in text), None)
 
+    def _logs(self, names: list[str]) -> dict[str, str | None]:
+        """The logs of jobs ``names`` (None where unreadable), a few read at once."""
+        if len(names) <= 1:
+            return {n: self._log(n) for n in names}
+        with ThreadPoolExecutor(max_workers=min(LOG_READERS, len(names))) as pool:
+            return dict(zip(names, pool.map(self._log, names), strict=True))
+
     def poll_jobs(self) -> None:
         """Read the service's job list: map terminal jobs to inputs and settle them."""
         pending = [j for j in self.jobs if not j.done]
@@ -625,19 +634,26 @@ class _Tracker:
             return
         by_uri = {j.input_uri: j for j in pending}
         by_stem = {j.stem: j for j in pending}
+        # the logs of jobs that just ended (to match them to inputs and see their uploads)
+        wanted = []
+        for name, info in listing.items():
+            if str(info.get("status") or "") not in _TERMINAL or name in self.ignored:
+                continue
+            job = self.mapped.get(name)
+            if job is None and _created(info) < since:
+                self.ignored.add(name)
+            elif job is None or not job.done:
+                wanted.append(name)
+        logs = self._logs(wanted)
         for name, info in listing.items():
             status = str(info.get("status") or "")
             job = self.mapped.get(name)
-            text = None
+            text = logs.get(name)
             if job is None:
-                if name in self.ignored or status not in _TERMINAL:
+                if name not in logs:
                     continue
-                if _created(info) < since:
-                    self.ignored.add(name)
-                    continue
-                text = self._log(name)
                 if text is None:
-                    continue
+                    continue  # its log could not be read: next time
                 job = self._match(text, by_uri, by_stem)
                 if job is None:
                     self.ignored.add(name)
@@ -647,7 +663,7 @@ class _Tracker:
             if job.done:
                 continue
             if status in _TERMINAL:
-                self._settle(job, status, text if text is not None else self._log(name))
+                self._settle(job, status, text)
             elif status:
                 job.status = status
         self._check_vanished(listing)
@@ -675,31 +691,28 @@ class _Tracker:
 
     def attribute(self, job: Job, text: str | None) -> list[str]:
         """The output URIs of ``job`` (see the module docstring for the rules)."""
-        found = set(self.outputs_of(job))
-        logged = []
-        if text:
-            for key, bucket in _UPLOAD_LINE.findall(text):
-                uri = format_uri(bucket, key)
-                if job.relative(uri) != parse_uri(uri)[1]:  # under an output path
-                    logged.append(uri)
-        found.update(logged)
-        if not logged:  # no upload lines: look for the stem anywhere in a key
-            for out in job.output_paths:
-                found.update(o.uri for o in self.list_outputs(out, "") if job.stem in o.key)
-        fixed = sorted(u for u in found if job.stem not in u)
-        # a log with the supervisor's INFO lines names every upload: none means none
-        verbose_log = bool(text and _DOWNLOAD_LINE.search(text))
-        if not found and not verbose_log:
-            fixed = self._new_objects(job)
-            if fixed:
-                warnings.warn(
-                    f"service {self.service!r}: outputs of job {job.job_name} are not named "
-                    "in its log; taking the new objects of its output paths "
-                    f"({', '.join(fixed[:3])})",
-                    stacklevel=2,
-                )
-                found.update(fixed)
-        if fixed:
+        logged = set()
+        for key, bucket in _UPLOAD_LINE.findall(text or ""):
+            uri = format_uri(bucket, key)
+            if job.relative(uri) != parse_uri(uri)[1]:  # under an output path
+                logged.add(uri)
+        # a log with the supervisor's INFO lines names every upload (none means none)
+        found = set(logged)
+        if not (text and _DOWNLOAD_LINE.search(text)):
+            found.update(self.outputs_of(job))
+            if not logged:  # no upload lines: look for the stem anywhere in a key
+                for out in job.output_paths:
+                    found.update(o.uri for o in self.list_outputs(out, "") if job.stem in o.key)
+            if not found:
+                found.update(self._new_objects(job))
+                if found:
+                    warnings.warn(
+                        f"service {self.service!r}: outputs of job {job.job_name} are not "
+                        "named in its log; taking the new objects of its output paths "
+                        f"({', '.join(sorted(found)[:3])})",
+                        stacklevel=2,
+                    )
+        if any(job.stem not in u for u in found):
             others = self._overlapping(job)
             if others:
                 raise ServiceError(fixed_name_error(self.service, len(others)))
