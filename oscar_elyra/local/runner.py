@@ -171,6 +171,11 @@ class Workspace:
         return self.root / "output"
 
     @property
+    def tmp(self) -> Path:
+        """The script's ``$TMPDIR`` (a container's /tmp: gone with the job)."""
+        return self.root / "tmp"
+
+    @property
     def script(self) -> Path:
         return self.root / "script.sh"
 
@@ -245,7 +250,7 @@ class Runner:
     def new_workspace(self, prefix: str) -> Workspace:
         """A fresh :class:`Workspace` (the caller removes it with :meth:`remove`)."""
         ws = Workspace(Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)))
-        for d in (ws.work, ws.input, ws.output):
+        for d in (ws.work, ws.input, ws.output, ws.tmp):
             d.mkdir()
         return ws
 
@@ -323,6 +328,7 @@ class Runner:
         """
         env = job_env(svc, input_path, ws.output, job_uuid, event=event)
         env["OSCAR_ELYRA_CACHE_DIR"] = str(self.cache_dir)
+        env["TMPDIR"] = str(ws.tmp)
         ws.script.write_text(svc["script"], encoding="utf-8")
         with contextlib.ExitStack() as files:
             out = files.enter_context(open(stdout, "ab"))
