@@ -73,6 +73,8 @@ def _register() -> None:
         ("pipeline", ["validate", "describe"]),
         ("run", ["run"]),
         ("deepaas", ["deepaas"]),
+        ("palette", ["palette"]),
+        ("hub", ["hub"]),
     ]:
         mod = import_module(f"oscar_elyra.commands.{module}")
         for name in names:

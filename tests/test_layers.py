@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"storage"},
     {"session"},
     {"invoke", "artifacts", "local"},
-    {"deepaas"},
+    {"deepaas", "hub"},
     {"nodes", "examples"},
     {"palette", "components", "elyra"},
     {"pipeline"},

@@ -20,15 +20,26 @@ def _manager():
     return MetadataManager(schemaspace=ComponentCatalogs.COMPONENT_CATALOGS_SCHEMASPACE_NAME)
 
 
-def install_catalog(name: str | None = None) -> str:
-    """Create or refresh the OSCAR catalog instance; returns "created", "updated" or "unchanged"."""
+def install_catalog(
+    name: str | None = None,
+    *,
+    display_name: str = "OSCAR components",
+    metadata: dict | None = None,
+    refresh: bool = False,
+) -> str:
+    """Create or refresh the OSCAR catalog instance; returns "created", "updated" or "unchanged".
+
+    ``metadata`` replaces the bundled components' (the user catalog of ``palette add``
+    passes its own); with ``refresh`` an unchanged instance is saved again, which tells a
+    running JupyterLab to re-read its components (Elyra's component cache manifest).
+    """
     # optional heavy dependency (elyra extra)
     from elyra.metadata.error import MetadataNotFoundError
     from elyra.metadata.metadata import Metadata
 
     name = name or CATALOG_INSTANCE
     manager = _manager()
-    wanted = {
+    wanted = metadata or {
         "description": "OSCAR serverless services: invoke, upload, download, deploy",
         "runtime_type": "KUBEFLOW_PIPELINES",
         "categories": [CATEGORY],
@@ -38,12 +49,14 @@ def install_catalog(name: str | None = None) -> str:
     except MetadataNotFoundError:
         existing = None
     instance = Metadata(
-        name=name, display_name="OSCAR components", schema_name=CATALOG_TYPE, metadata=wanted
+        name=name, display_name=display_name, schema_name=CATALOG_TYPE, metadata=wanted
     )
     if existing is None:
         manager.create(name, instance)
         return "created"
     if existing.schema_name == CATALOG_TYPE and existing.metadata == wanted:
+        if refresh:
+            manager.update(name, instance)
         return "unchanged"
     if existing.schema_name != CATALOG_TYPE:
         raise ConfigError(

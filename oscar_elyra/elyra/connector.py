@@ -1,8 +1,11 @@
 """Component catalog connector listing the OSCAR palette components.
 
-Registered as entry point ``elyra.component.catalog_types`` = ``oscar-catalog``. Each catalog
-entry is identified by ``{"component-id": "<file>.yaml"}``; only that key is hashed, so a node's
-op ``oscar-catalog:<hash>`` is the same in every installation.
+Registered as entry point ``elyra.component.catalog_types`` = ``oscar-catalog``. A catalog
+instance lists the components bundled with oscar_elyra, or, when its metadata says
+``"components": "user"``, the typed model components of the user component catalog
+(``oscar-elyra palette add``, see :mod:`oscar_elyra.elyra.user_catalog`). Each entry is
+identified by ``{"component-id": "<file>.yaml"}`` (user ones: ``user/<file>.yaml``); only that
+key is hashed, so a node's op ``oscar-catalog:<hash>`` is the same in every installation.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from typing import Any
 
 from elyra.pipeline.catalog_connector import ComponentCatalogConnector, KfpEntryData
 
-from oscar_elyra.elyra import component_files, components_dir
+from oscar_elyra.elyra import component_files
+from oscar_elyra.elyra.user_catalog import USER_PREFIX, component_path, user_component_files
 
 
 class OscarComponentCatalogConnector(ComponentCatalogConnector):
-    """Serves the KFP component YAML files bundled with oscar_elyra."""
+    """Serves the KFP component YAML files bundled with oscar_elyra, or the user's own."""
 
     def get_catalog_entries(self, catalog_metadata: dict[str, Any]) -> list[dict[str, Any]]:
-        """One entry per bundled component file: ``{"component-id": "<file>.yaml"}``."""
+        """One entry per component file: ``{"component-id": "<file>.yaml"}``."""
+        if catalog_metadata.get("components") == "user":
+            return [{"component-id": USER_PREFIX + path.name} for path in user_component_files()]
         return [{"component-id": path.name} for path in component_files()]
 
     def get_entry_data(
@@ -26,9 +32,9 @@ class OscarComponentCatalogConnector(ComponentCatalogConnector):
     ) -> KfpEntryData | None:
         """The YAML definition of one entry, or None (logged) when it does not exist."""
         name = str(catalog_entry_data.get("component-id", ""))
-        path = components_dir() / name
-        if not name or "/" in name or "\\" in name or not path.is_file():
-            self.log.warning(f"OSCAR catalog: no component named {name!r} in {components_dir()}")
+        path = component_path(name)
+        if path is None:
+            self.log.warning(f"OSCAR catalog: no component {name!r}")
             return None
         return KfpEntryData(definition=path.read_text(encoding="utf-8"))
 

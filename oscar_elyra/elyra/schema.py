@@ -49,6 +49,14 @@ _SCHEMA: dict = {
                     "default": "KUBEFLOW_PIPELINES",
                     "uihints": {"ui:readonly": True},
                 },
+                "components": {
+                    "title": "Components",
+                    "description": "bundled: the OSCAR components of oscar-elyra; user: the "
+                    "typed model components made with `oscar-elyra palette add`",
+                    "type": "string",
+                    "enum": ["bundled", "user"],
+                    "default": "bundled",
+                },
                 "categories": {
                     "title": "Category Names",
                     "description": "Palette categories of the OSCAR components",

@@ -1,5 +1,8 @@
 """Palette component nodes (``oscar-catalog:*`` ops) run locally from their KFP component YAML.
 
+The YAML is the bundled component's, or the user catalog's for ``user/<file>.yaml`` ids
+(typed model components, ``oscar-elyra palette add``).
+
 The container ``command + args`` of the component spec is the argv (``python`` becomes
 ``sys.executable``) with the KFP placeholders substituted: ``{inputValue: X}`` (the node's
 value, a pipeline parameter, a file's text or the input default), ``{inputPath: X}`` (the file an
@@ -16,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from oscar_elyra.elyra import components_dir
+from oscar_elyra.elyra.user_catalog import component_path
 from oscar_elyra.errors import ValidationError
 from oscar_elyra.pipeline.model import Node, Pipeline, render_value
 
@@ -73,11 +76,14 @@ def load_component(node: Node) -> ComponentSpec:
             f"node '{node.display}' (op '{node.op}') has no component_source: "
             "re-add it from the OSCAR palette"
         )
-    path = components_dir() / Path(cid).name
-    if not path.is_file():
-        raise ValidationError(
-            f"node '{node.display}': component '{cid}' not found in {components_dir()}"
+    path = component_path(cid)
+    if path is None:
+        hint = (
+            f"add it with `oscar-elyra palette add {Path(cid).stem}`"
+            if cid.startswith("user/")
+            else "re-add it from the OSCAR palette"
         )
+        raise ValidationError(f"node '{node.display}': component '{cid}' not found: {hint}")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

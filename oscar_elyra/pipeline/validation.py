@@ -243,7 +243,8 @@ def _check_component(pipeline: Pipeline, node, values: dict[str, Any], err) -> N
         if widget == "inputpath" or name in spec.path_inputs:
             ref = upstream_ref(node, spec, name)
             if ref is None:
-                if name in spec.required_inputs() or name in spec.path_inputs:
+                optional = spec.inputs.get(name, {}).get("optional") is True
+                if name in spec.required_inputs() or (name in spec.path_inputs and not optional):
                     err(
                         f"node '{node.display}': input '{name}' must take an output of an "
                         "upstream node: select one in the node properties",

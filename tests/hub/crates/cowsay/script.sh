@@ -1,0 +1,1 @@
+../../../../oscar_elyra/local/examples/cowsay/script.sh

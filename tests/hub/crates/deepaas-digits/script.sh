@@ -1,0 +1,1 @@
+../../../../oscar_elyra/local/examples/deepaas-digits/script.sh
