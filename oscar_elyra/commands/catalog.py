@@ -42,6 +42,7 @@ def install_catalog(
     wanted = metadata or {
         "description": "OSCAR serverless services: invoke, upload, download, deploy",
         "runtime_type": "KUBEFLOW_PIPELINES",
+        "components": "bundled",  # the schema's default, which Elyra fills in
         "categories": [CATEGORY],
     }
     try:
