@@ -66,32 +66,13 @@ def test_folder_hub_lists_and_parses_every_crate():
     assert digits.service_types == ["synchronous", "asynchronous"]
     assert digits.license == "Apache License 2.0" and digits.author == "oscar-elyra"
     assert digits.files == ["fdl.yml", "script.sh"]
-    assert [a.to_dict() for a in digits.arguments] == [
-        {
-            "name": "image",
-            "type": "file",
-            "required": True,
-            "default": None,
-            "help": "Image of one digit",
-            "choices": None,
-        },
-        {
-            "name": "top_k",
-            "type": "int",
-            "required": False,
-            "default": 3,
-            "help": "How many of the most probable digits to return (1-10)",
-            "choices": None,
-        },
-        {
-            "name": "ink",
-            "type": "str",
-            "required": False,
-            "default": "auto",
-            "help": "Ink colour: dark on light paper, light on dark, or auto",
-            "choices": None,
-        },
+    # the arguments of the model (tests/test_deepaas.py), but choices: a FormalParameter has none
+    assert [(a.name, a.type, a.required, a.default, a.choices) for a in digits.arguments] == [
+        ("image", "file", True, None, None),
+        ("top_k", "int", False, 3, None),
+        ("ink", "str", False, "auto", None),
     ]
+    assert digits.arguments[1].help == "How many of the most probable digits to return (1-10)"
     assert {c.slug: c for c in crates}["cowsay"].arguments is None
     (svc,) = hub.services("deepaas-digits")
     assert svc["name"] == "deepaas-digits" and svc["script"].startswith("#!/bin/bash")
