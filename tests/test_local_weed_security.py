@@ -132,7 +132,8 @@ def test_http_ports_refuse_listing_reading_writing(s3, planted, fid):
         assert content.decode().strip() not in r.text and key not in r.text, what
         assert '"fid"' not in r.text and '"auth"' not in r.text, what  # no write token
     # the unrefused status pages (master UI, volume /status, admin /metrics) name no objects
-    for port, path in [("master.port", "/"), ("volume.port", "/status"), ("admin.port", "/metrics")]:
+    status_pages = [("master.port", "/"), ("volume.port", "/status"), ("admin.port", "/metrics")]
+    for port, path in status_pages:
         text = requests.get(url[port] + path, timeout=10).text
         assert key not in text and content.decode().strip() not in text
     # nothing was written or deleted behind S3's back

@@ -166,7 +166,9 @@ def _cert_pair(directory: Path) -> tuple[Path, Path, Path]:
             critical=False,
         )
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -203,8 +205,8 @@ def write_security(config_dir: Path) -> Path:
     lines = [f"[grpc]\nca = {q(ca)}\n"]
     for comp in GRPC_COMPONENTS:
         lines.append(f"[grpc.{comp}]\ncert = {q(cert)}\nkey = {q(key)}\n")
-    for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read"):
-        lines.append(f"[{section}]\nkey = {q(secrets.token_urlsafe(32))}\n")
+    for section in ("signing", "signing.read", "filer_signing", "filer_signing.read"):
+        lines.append(f"[jwt.{section}]\nkey = {q(secrets.token_urlsafe(32))}\n")
     lines.append(f'[admin]\nuser = "admin"\npassword = {q(secrets.token_urlsafe(32))}\n')
     lines.append("[access]\nui = false\n[filer.expose_directory_metadata]\nenabled = false\n")
     path = config_dir / "security.toml"
