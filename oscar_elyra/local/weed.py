@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
 from oscar_elyra.errors import ConfigError, StorageError
@@ -127,12 +131,6 @@ def _cert_pair(directory: Path) -> tuple[Path, Path, Path]:
     Written 0600 into ``directory``; returns (ca, cert, key) paths. SeaweedFS does not
     check host names; any client without a certificate of this CA is refused.
     """
-    # cryptography: only the embedded cluster needs it (the `local` extra)
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=3650)
 
