@@ -44,6 +44,7 @@ from minio import Minio
 
 from oscar_elyra.errors import ConfigError, StorageError
 from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
+from oscar_elyra.local.state import UMASK
 
 __all__ = ["find_weed", "free_ports", "SeaweedFS", "GRPC_COMPONENTS"]
 
@@ -74,8 +75,6 @@ GRPC_COMPONENTS = (
     "mq",
     "client",
 )
-#: everything ``weed mini`` writes is the owner's only (data, logs, its unix sockets)
-_UMASK = 0o077
 
 
 def find_weed() -> str:
@@ -218,7 +217,7 @@ def write_security(config_dir: Path) -> Path:
 
 def _restricted() -> None:
     """In the child before exec: die with the parent, create files for the owner only."""
-    os.umask(_UMASK)
+    os.umask(UMASK)  # data, logs and its unix sockets: the owner's only
     die_with_parent()
 
 
