@@ -18,6 +18,7 @@ from oscar_elyra.pipeline.validation import (
     resolve_parameters,
     validate_pipeline,
 )
+from oscar_elyra.redact import redact
 
 _ICONS = {"running": ">", "succeeded": "ok", "failed": "FAILED", "not_run": "not run"}
 
@@ -32,6 +33,7 @@ class _Progress:
         self.t0 = time.monotonic()
 
     def _write(self, line: str) -> None:
+        line = redact(line)
         if self.bar is not None:
             tqdm.write(line, file=sys.stderr)
         else:
