@@ -30,6 +30,7 @@ __all__ = [
     "bucket_problem",
     "env_problem",
     "nesting_depth",
+    "output_problem",
     "safe_join",
     "temp_near",
     "write_json_atomic",
@@ -83,6 +84,24 @@ def env_problem(name: object, value: object = "") -> str | None:
         )
     if isinstance(value, str) and "\x00" in value:
         return f"environment variable {name!r} contains a NUL character"
+    return None
+
+
+def output_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why nothing could be written at ``path`` (None when it looks writable): a parent
+    that is a file, or no permission to create it. Checked before any work is done, so a
+    bad ``-o`` fails at once and changes nothing."""
+    target = Path(path)
+    for parent in [target, *target.parents][1:]:
+        try:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{str(parent)!r} is a file, not a directory"
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    return f"no permission to write in {str(parent)!r}"
+                return None
+        except OSError as exc:  # a name too long, a loop of links...
+            return f"{str(parent)!r}: {exc.strerror or exc}"
     return None
 
 

@@ -36,6 +36,7 @@ entry / the running embedded cluster with exactly the same endpoint.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -52,6 +53,7 @@ from oscar_elyra.redact import register_secret
 #: most YAML nodes a document may expand to through aliases (``*name``, ``<<: *name``);
 #: hand-written files have a few hundred, an alias bomb billions
 MAX_YAML_NODES = 100_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _SECRET_FIELDS = ("password", "token", "refresh_token", "service_token")
@@ -113,6 +115,14 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         for name in _SECRET_FIELDS:
             register_secret(getattr(self, name))
+        for name in ("user", *_SECRET_FIELDS, "client_id", "cluster_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or _CONTROL.search(value)):
+                raise ConfigError(
+                    f"cluster {self.cluster_id!r}: the {name.replace('_', ' ')} "
+                    f"(from {self.source}) must be text without control characters "
+                    "(a newline?)"
+                )
         if not isinstance(self.ssl_verify, bool):
             object.__setattr__(self, "ssl_verify", parse_bool(self.ssl_verify, "ssl_verify"))
         object.__setattr__(self, "endpoint", normalize_endpoint(self.endpoint, self.source))
@@ -156,9 +166,14 @@ class ClusterConfig:
 
 def normalize_endpoint(endpoint: str, source: str = "") -> str:
     """``endpoint`` without trailing slash; ConfigError unless it is an http(s) URL."""
-    text = (endpoint or "").strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    text = (endpoint or "").strip() if isinstance(endpoint, str) or endpoint is None else ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+        valid = not _CONTROL.search(text) and " " not in text
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket, a bad port
+        parts, valid = urlsplit(""), False
+    if not valid or parts.scheme not in ("http", "https") or not parts.hostname:
         where = f" (from {source})" if source else ""
         raise ConfigError(
             f"OSCAR endpoint {text!r}{where} is not an http(s) URL; "

@@ -29,8 +29,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
+
 from oscar_elyra import __version__
-from oscar_elyra._paths import write_json_atomic
+from oscar_elyra._paths import MAX_DEPTH, nesting_depth, write_json_atomic
 from oscar_elyra.config import ENV_VARS, ClusterConfig
 from oscar_elyra.errors import NodeFailure, OscarError, ValidationError
 from oscar_elyra.pipeline.executors import (
@@ -69,6 +72,38 @@ SECRET_ENV = (
 EventCallback = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
+_OPT_STR = {"type": ["string", "null"]}
+#: the shape of ``run.json`` that ``--resume`` relies on (more keys are allowed)
+_RUN_SCHEMA = {
+    "type": "object",
+    "required": ["name", "run_name", "nodes"],
+    "properties": {
+        "name": {"type": "string"},
+        "run_name": {"type": "string"},
+        "attempts": {"type": "integer", "minimum": 1},
+        "parameters": {"type": ["object", "null"]},
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"enum": list(STATUSES)},
+                    "start": _OPT_STR,
+                    "end": _OPT_STR,
+                    "seconds": {"type": ["number", "null"]},
+                    "artifacts": {"type": ["array", "null"], "items": {"type": "object"}},
+                    "error": {"type": ["object", "null"]},
+                    "attempt": {"type": ["integer", "null"]},
+                },
+            },
+        },
+    },
+}
+_RUN_VALIDATOR = Draft7Validator(_RUN_SCHEMA)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -79,9 +114,21 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValidationError(f"{run_dir} is not a run directory (no {RUN_FILE} in it)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
         raise ValidationError(f"{path} is not valid JSON: the run record is damaged") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    error = (
+        best_match(_RUN_VALIDATOR.iter_errors(record))
+        if nesting_depth(record) <= MAX_DEPTH
+        else "nested too deeply"
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in getattr(error, "path", ())) or "the record"
+        message = getattr(error, "message", error)
+        raise ValidationError(f"{path} is not a run record ({where}: {message}): is it damaged?")
+    return record
 
 
 @dataclass
@@ -475,7 +522,7 @@ def prepare(
     """
     pipeline = load_pipeline(pipeline_path)
     previous = read_run(resume) if resume else None
-    if previous and previous.get("name") != pipeline.name:
+    if previous is not None and previous.get("name") != pipeline.name:
         raise ValidationError(
             f"{resume} is a run of pipeline '{previous.get('name')}', not '{pipeline.name}'"
         )
