@@ -92,6 +92,9 @@ def output_problem(path: str | os.PathLike[str]) -> str | None:
     that is a file, or no permission to create it. Checked before any work is done, so a
     bad ``-o`` fails at once and changes nothing."""
     target = Path(path)
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) and target.exists() and not target.is_dir():
+        return f"{str(target)!r} is a file, not a directory"
     for parent in [target, *target.parents][1:]:
         try:
             if parent.exists():

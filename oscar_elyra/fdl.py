@@ -210,6 +210,8 @@ def load_fdl(path: str | Path) -> list[dict]:
         raise ValidationError(f"FDL file not found: {path}") from None
     except OSError as exc:
         raise ValidationError(f"cannot read FDL file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"FDL file {path} is not UTF-8 text") from None
     doc = load_yaml(text, f"FDL file {path}")
     if not isinstance(doc, dict) or not isinstance(doc.get("functions"), dict):
         raise ValidationError(
