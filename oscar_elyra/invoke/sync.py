@@ -210,9 +210,19 @@ def _extract_zip(zpath: Path, dest: Path) -> list[Path]:
                     f"refusing symlink member {info.filename!r} in the output zip"
                 )
             plan.append((info, safe_join(dest, info.filename)))
-        for info, target in plan:
-            with zf.open(info) as src, atomic_file(target) as dst:
-                shutil.copyfileobj(src, dst, DECODE_CHUNK)
+        files = {target for _, target in plan}
+        dirs = {parent for target in files for parent in target.parents}
+        clash = sorted(files & dirs)
+        if clash:
+            raise ServiceError(
+                f"the output zip names {str(clash[0])!r} both as a file and as a directory"
+            )
+        try:
+            for info, target in plan:
+                with zf.open(info) as src, atomic_file(target) as dst:
+                    shutil.copyfileobj(src, dst, DECODE_CHUNK)
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise ServiceError(f"cannot unpack the output zip into {str(dest)!r}: {exc}") from None
     return [target for _, target in plan]
 
 
