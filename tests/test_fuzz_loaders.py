@@ -76,26 +76,25 @@ pipelines = st.one_of(
 )
 
 
-@given(doc=pipelines)
-def test_pipeline_loader(doc):
+def _load_file(loader, name: str, raw: bytes) -> None:
+    """``loader(path)`` of a file holding ``raw``: a result or ValidationError, nothing else."""
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "p.pipeline"
-        path.write_text(json.dumps(doc))
+        path = Path(d) / name
+        path.write_bytes(raw)
         try:
-            load_pipeline(path)
+            loader(path)
         except ValidationError:
             pass
+
+
+@given(doc=pipelines)
+def test_pipeline_loader(doc):
+    _load_file(load_pipeline, "p.pipeline", json.dumps(doc).encode())
 
 
 @given(raw=st.binary(max_size=200))
 def test_pipeline_loader_bytes(raw):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "p.pipeline"
-        path.write_bytes(raw)
-        try:
-            load_pipeline(path)
-        except ValidationError:
-            pass
+    _load_file(load_pipeline, "p.pipeline", raw)
 
 
 service = st.fixed_dictionaries(
@@ -158,13 +157,7 @@ def test_manifest_shaped(data):
 
 @given(raw=st.binary(max_size=300))
 def test_read_manifest_bytes(raw):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.json"
-        path.write_bytes(raw)
-        try:
-            read_manifest(path)
-        except ValidationError:
-            pass
+    _load_file(read_manifest, "m.json", raw)
 
 
 uris = st.one_of(
