@@ -11,7 +11,7 @@ import base64
 import json
 import socket
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -135,3 +135,12 @@ def test_no_enumeration_of_services_without_credentials(cluster):
             r = api(cluster, "POST", path, auth=None, data="{}", headers=headers)
             assert r.status_code == 401, (path, headers, r.status_code)
         assert api(cluster, "GET", "/system/services/nope", auth=None).status_code == 401
+
+
+@pytest.mark.parametrize("name", ["ab.-cd", "192.168.1.1", "cow say", "%2e%2e", "xn--abc", "A_b"])
+def test_bucket_routes_with_names_s3_refuses_are_4xx(cluster, name):
+    path = f"/system/buckets/{quote(name, safe='')}"
+    for method, extra in [("GET", {}), ("DELETE", {}), ("POST", {"json": {}})]:
+        url = path + ("/presign" if method == "POST" else "")
+        r = api(cluster, method, url, **extra)
+        assert 400 <= r.status_code < 500, (method, name, r.status_code, r.text)
