@@ -3,6 +3,11 @@
 Stdlib only. Everything that turns a remote or user-given name into a local path goes
 through :func:`safe_join`; everything written in place goes through a temp file next to
 its target (:func:`temp_near`) renamed when complete.
+
+The names every layer checks alike live here too: S3 bucket names (:func:`bucket_problem`,
+used by the FDL loader, the client, the object store and the embedded cluster's server),
+environment variables (:func:`env_problem`) and the nesting depth of decoded JSON/YAML
+documents (:func:`nesting_depth`, :data:`MAX_DEPTH`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from oscar_elyra.errors import UnsafePathError
 
 __all__ = [
     "FILE_MODE",
+    "MAX_DEPTH",
     "NAME_MAX",
+    "bucket_problem",
+    "env_problem",
+    "nesting_depth",
+    "output_problem",
     "safe_join",
     "temp_near",
     "write_json_atomic",
@@ -32,6 +42,86 @@ __all__ = [
 NAME_MAX = 255
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _SLUG_RE = re.compile(r"[^A-Za-z0-9._-]")
+#: deepest nesting accepted in a decoded document (pipelines, FDL, Service JSON stay below 15)
+MAX_DEPTH = 64
+_BUCKET_LABELS = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+#: prefixes and suffixes S3 reserves (AWS general purpose bucket naming rules)
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def bucket_problem(name: object) -> str | None:
+    """Why ``name`` is not a valid S3 bucket name (None when it is).
+
+    The S3 rules: 3-63 characters, lowercase letters, digits, '.' and '-', dot-separated
+    labels that start and end with a letter or digit (so no '..', '.-', '-.'), not an IP
+    address, none of the reserved prefixes and suffixes.
+    """
+    if not isinstance(name, str):
+        return "a bucket name must be a string"
+    if not 3 <= len(name) <= 63:
+        return "a bucket name has 3 to 63 characters"
+    if not _BUCKET_LABELS.fullmatch(name):
+        return (
+            "use lowercase letters, digits, '-' and '.', starting and ending with a letter "
+            "or digit, with no '..', '.-' or '-.'"
+        )
+    if _IPV4.fullmatch(name):
+        return "a bucket name may not look like an IP address"
+    if name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
+        return "that prefix or suffix is reserved by S3"
+    return None
+
+
+def env_problem(name: object, value: object = "") -> str | None:
+    """Why ``name=value`` cannot be an environment variable (None when it can)."""
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        return (
+            f"environment variable name {name!r} is not valid "
+            "(letters, digits and '_', not starting with a digit)"
+        )
+    if isinstance(value, str) and "\x00" in value:
+        return f"environment variable {name!r} contains a NUL character"
+    return None
+
+
+def output_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why nothing could be written at ``path`` (None when it looks writable): a parent
+    that is a file, or no permission to create it. Checked before any work is done, so a
+    bad ``-o`` fails at once and changes nothing."""
+    target = Path(path)
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) and target.exists() and not target.is_dir():
+        return f"{str(target)!r} is a file, not a directory"
+    for parent in [target, *target.parents][1:]:
+        try:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{str(parent)!r} is a file, not a directory"
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    return f"no permission to write in {str(parent)!r}"
+                return None
+        except OSError as exc:  # a name too long, a loop of links...
+            return f"{str(parent)!r}: {exc.strerror or exc}"
+    return None
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of lists and dicts in ``value``, without recursion; stops counting
+    past ``limit`` (so a hostile document costs no more than ``limit`` levels)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def safe_join(root: str | os.PathLike[str], relative: str) -> Path:

@@ -95,11 +95,25 @@ class Artifact:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Artifact:
         """Build from a manifest entry (unknown keys ignored; ``uri`` and ``size`` required)."""
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"malformed artifact entry {data!r}: not an object")
         known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise ValidationError(f"malformed artifact entry {dict(data)!r}: {exc}") from exc
+        values = {k: v for k, v in data.items() if k in known}
+        problem = None
+        if not isinstance(values.get("uri"), str) or not values.get("uri"):
+            problem = "'uri' must be a non-empty string"
+        elif isinstance(values.get("size"), bool) or not isinstance(values.get("size"), int):
+            problem = "'size' must be an integer"
+        elif any(
+            v is not None and not isinstance(v, str)
+            for k, v in values.items()
+            if k not in ("uri", "size")
+        ):
+            problem = "its fields other than 'size' must be strings"
+        if problem is not None:
+            raise ValidationError(f"malformed artifact entry: {problem}")
+        values.setdefault("sha256", None)
+        return cls(**values)
 
     @classmethod
     def from_object(cls, info: Any, **extra: Any) -> Artifact:
@@ -153,8 +167,16 @@ class Manifest:
             artifacts=[Artifact.from_dict(a) for a in arts],
             runtime=str(data.get("runtime", "")),
             created=str(data.get("created", "")),
-            extra=dict(data.get("extra") or {}),
+            extra=_extra(data.get("extra"), source),
         )
+
+
+def _extra(value: Any, source: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{source}: 'extra' must be an object")
+    return dict(value)
 
 
 def run_name(env: Mapping[str, str] | None = None) -> str:

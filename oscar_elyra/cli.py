@@ -34,6 +34,13 @@ class _Main(click.Group):
         except FileNotFoundError as exc:
             click.echo(f"Error: file not found: {exc.filename or exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # a local path that cannot be read or written
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"Error: {redact(exc.strerror or str(exc))}{where}", err=True)
+            sys.exit(2)
+        except RecursionError:
+            click.echo("Error: the input is nested too deeply", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

@@ -52,6 +52,28 @@ def _q(name: str) -> str:
     return quote(str(name), safe="")
 
 
+class Service(dict):
+    """A service definition: a plain ``dict`` (JSON, ``svc["token"]``) whose repr, and so
+    ``print(svc)`` and a notebook's display of it, shows its token and environment secrets
+    as ``***``. The token is there when asked for: ``svc.token`` or ``svc["token"]``."""
+
+    @property
+    def token(self) -> str | None:
+        """The service's own token (for ``/run`` and ``/job``)."""
+        return self.get("token")
+
+    def __repr__(self) -> str:
+        shown = dict(self)
+        if shown.get("token"):
+            shown["token"] = "***"
+        env = shown.get("environment")
+        if isinstance(env, dict) and isinstance(env.get("secrets"), dict):
+            shown["environment"] = {**env, "secrets": {k: "***" for k in env["secrets"]}}
+        return repr(shown)
+
+    __str__ = __repr__
+
+
 class OscarClient:
     """Client of one OSCAR cluster.
 
@@ -338,7 +360,7 @@ class OscarClient:
         services = data if isinstance(data, list) else []
         for svc in services:
             self._remember_token(svc)
-        return services
+        return [Service(svc) if isinstance(svc, dict) else svc for svc in services]
 
     def get_service(self, name: str) -> dict:
         """``GET /system/services/{name}``: one service definition (NotFoundError if absent)."""
@@ -347,7 +369,7 @@ class OscarClient:
         )
         svc = self._json(resp, f"service '{name}'")
         self._remember_token(svc)
-        return svc
+        return Service(svc) if isinstance(svc, dict) else svc
 
     @staticmethod
     def _prepare(svc: dict) -> dict:

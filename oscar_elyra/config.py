@@ -36,6 +36,7 @@ entry / the running embedded cluster with exactly the same endpoint.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -44,10 +45,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from oscar_elyra._paths import MAX_DEPTH
 from oscar_elyra.discovery import read_running
-from oscar_elyra.errors import ConfigError, OscarError
+from oscar_elyra.errors import ConfigError, OscarError, ValidationError
 from oscar_elyra.redact import register_secret
 
+#: most YAML nodes a document may expand to through aliases (``*name``, ``<<: *name``);
+#: hand-written files have a few hundred, an alias bomb billions
+MAX_YAML_NODES = 100_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _SECRET_FIELDS = ("password", "token", "refresh_token", "service_token")
@@ -109,6 +115,14 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         for name in _SECRET_FIELDS:
             register_secret(getattr(self, name))
+        for name in ("user", *_SECRET_FIELDS, "client_id", "cluster_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or _CONTROL.search(value)):
+                raise ConfigError(
+                    f"cluster {self.cluster_id!r}: the {name.replace('_', ' ')} "
+                    f"(from {self.source}) must be text without control characters "
+                    "(a newline?)"
+                )
         if not isinstance(self.ssl_verify, bool):
             object.__setattr__(self, "ssl_verify", parse_bool(self.ssl_verify, "ssl_verify"))
         object.__setattr__(self, "endpoint", normalize_endpoint(self.endpoint, self.source))
@@ -152,9 +166,14 @@ class ClusterConfig:
 
 def normalize_endpoint(endpoint: str, source: str = "") -> str:
     """``endpoint`` without trailing slash; ConfigError unless it is an http(s) URL."""
-    text = (endpoint or "").strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    text = (endpoint or "").strip() if isinstance(endpoint, str) or endpoint is None else ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+        valid = not _CONTROL.search(text) and " " not in text
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket, a bad port
+        parts, valid = urlsplit(""), False
+    if not valid or parts.scheme not in ("http", "https") or not parts.hostname:
         where = f" (from {source})" if source else ""
         raise ConfigError(
             f"OSCAR endpoint {text!r}{where} is not an http(s) URL; "
@@ -172,6 +191,74 @@ def default_config_file(env: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".oscar-cli" / "config.yaml"
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose documents may not expand past :data:`MAX_YAML_NODES` nodes, nest
+    past :data:`~oscar_elyra._paths.MAX_DEPTH` levels or refer to themselves (checked on
+    the composed node graph, before any Python object is built)."""
+
+    def compose_document(self):  # noqa: ANN201 - PyYAML's signature
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node | None) -> None:
+    """Expanded size and depth of the node graph (aliases share nodes), without recursion."""
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            visiting.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_YAML_NODES:
+                raise yaml.YAMLError(
+                    f"it expands to more than {MAX_YAML_NODES} nodes through aliases"
+                )
+            if depth[key] > MAX_DEPTH:
+                raise yaml.YAMLError(f"it is nested more than {MAX_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in visiting:
+            raise yaml.YAMLError("an alias refers to a node that contains it")
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """The one YAML reader: safe types only, bounded expansion and depth.
+
+    Raises :class:`ValidationError` with one line naming ``source`` (and the line of a
+    syntax error), never a traceback, for invalid YAML, alias bombs and deep nesting.
+    """
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ValidationError(f"{source} is nested too deeply") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            raise ValidationError(f"{source} is not valid YAML (line {mark.line + 1})") from None
+        raise ValidationError(f"{source} is refused: {exc}") from None
+
+
 def load_oscar_cli_config(path: str | os.PathLike[str]) -> tuple[dict[str, dict], str | None]:
     """The clusters (id -> settings) and default id of an oscar-cli config file.
 
@@ -185,11 +272,9 @@ def load_oscar_cli_config(path: str | os.PathLike[str]) -> tuple[dict[str, dict]
     except OSError as exc:
         raise ConfigError(f"cannot read oscar-cli config {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"oscar-cli config {path} is not valid YAML{where}") from None
+        data = load_yaml(text, f"oscar-cli config {path}") or {}
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"oscar-cli config {path}: expected a mapping with an 'oscar' key")
     clusters = data.get("oscar") or {}

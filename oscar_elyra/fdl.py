@@ -21,15 +21,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from oscar_elyra._paths import MAX_DEPTH, bucket_problem, env_problem, nesting_depth
+from oscar_elyra.config import load_yaml
 from oscar_elyra.errors import ValidationError
 
 __all__ = ["NAME_MAX", "by_cluster", "load_fdl", "normalize_storage_path", "validate_service"]
 
 NAME_MAX = 39
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IO_FIELDS = ("input", "output")
 
 
@@ -38,7 +37,8 @@ def normalize_storage_path(path: str, service_name: str) -> str:
 
     Leading/trailing slashes are dropped; a path with no ``/`` gets the service name as
     bucket (``"in"`` -> ``"<service>/in"``). Raises :class:`ValidationError` on an empty
-    path, ``..`` segments or an invalid bucket name.
+    path, ``..`` segments, NUL characters or a bucket name S3 refuses
+    (:func:`~oscar_elyra._paths.bucket_problem`).
     """
     if not isinstance(path, str) or not path.strip(" /"):
         raise ValidationError(f"storage path {path!r} is empty; use 'bucket/dir'")
@@ -46,14 +46,14 @@ def normalize_storage_path(path: str, service_name: str) -> str:
     if "/" not in clean:
         clean = f"{service_name}/{clean}"
     parts = clean.split("/")
-    if any(p in ("", ".", "..") for p in parts[1:]):
+    if any(p in ("", ".", "..") for p in parts[1:]) or "\x00" in clean:
         raise ValidationError(
-            f"storage path {path!r} has an empty, '.' or '..' segment; use 'bucket/dir'"
+            f"storage path {path!r} has an empty, '.' or '..' segment or a NUL; use 'bucket/dir'"
         )
-    if not _BUCKET.match(parts[0]) or ".." in parts[0]:
+    problem = bucket_problem(parts[0])
+    if problem:
         raise ValidationError(
-            f"storage path {path!r}: bucket {parts[0]!r} is not a valid bucket name "
-            "(3-63 chars: lowercase letters, digits, '-', '.')"
+            f"storage path {path!r}: {parts[0]!r} is not a valid bucket name: {problem}"
         )
     return "/".join(parts)
 
@@ -81,6 +81,8 @@ def validate_service(svc: dict) -> dict:
         raise ValidationError(
             f"a service definition must be a JSON object, got {type(svc).__name__}"
         )
+    if nesting_depth(svc) > MAX_DEPTH:
+        raise ValidationError(f"a service definition may not nest more than {MAX_DEPTH} levels")
     out = copy.deepcopy(svc)
     name = out.get("name")
     if name is None or name == "":
@@ -148,12 +150,37 @@ def validate_service(svc: dict) -> dict:
                     raise ValidationError(
                         f"service {name!r}: environment.{section}.{k} must be a scalar"
                     )
-                fixed[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+                value = str(v).lower() if isinstance(v, bool) else str(v)
+                problem = env_problem(str(k), value)
+                if problem:
+                    raise ValidationError(f"service {name!r}: environment.{section}: {problem}")
+                fixed[str(k)] = value
             env[section] = fixed
     for field in ("memory", "cpu"):
-        if field in out and out[field] is not None and not isinstance(out[field], str):
-            out[field] = str(out[field])
+        value = out.get(field)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(
+                f"service {name!r}: field {field!r} must be a string or a number "
+                f"('1Gi', '0.5'), not {type(value).__name__}"
+            )
+        out[field] = str(value)
+    _check_providers(out.get("storage_providers"), f"service {name!r}: storage_providers")
     return out
+
+
+def _check_providers(providers: Any, where: str) -> None:
+    """``storage_providers`` maps a kind (minio, s3, onedata...) to ids mapped to settings."""
+    if providers is None:
+        return
+    if not isinstance(providers, dict):
+        raise ValidationError(
+            f"{where} must be a mapping: {{minio|s3|onedata|webdav: {{<id>: {{settings}}}}}}"
+        )
+    for kind, entries in providers.items():
+        if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+            raise ValidationError(f"{where}.{kind} must map provider ids to their settings")
 
 
 def _merge_providers(base: dict | None, extra: dict | None) -> dict | None:
@@ -183,12 +210,9 @@ def load_fdl(path: str | Path) -> list[dict]:
         raise ValidationError(f"FDL file not found: {path}") from None
     except OSError as exc:
         raise ValidationError(f"cannot read FDL file {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ValidationError(f"FDL file {path} is not valid YAML{where}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"FDL file {path} is not UTF-8 text") from None
+    doc = load_yaml(text, f"FDL file {path}")
     if not isinstance(doc, dict) or not isinstance(doc.get("functions"), dict):
         raise ValidationError(
             f"FDL file {path} has no 'functions:' mapping; expected "
@@ -201,6 +225,7 @@ def load_fdl(path: str | Path) -> list[dict]:
             "'{<cluster-id>: {service}}' entries"
         )
     top_providers = doc.get("storage_providers")
+    _check_providers(top_providers, f"FDL file {path}: storage_providers")
     services: list[dict] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry:
@@ -225,6 +250,7 @@ def load_fdl(path: str | Path) -> list[dict]:
                 ) from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValidationError(f"{where}: cannot read script {script_path}: {exc}") from None
+            _check_providers(svc.get("storage_providers"), f"{where}.storage_providers")
             providers = _merge_providers(top_providers, svc.get("storage_providers"))
             if providers:
                 svc["storage_providers"] = providers

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from oscar_elyra._paths import temp_near
+
 __all__ = [
     "MIN_SECRET_LENGTH",
+    "redact_data",
+    "scrub_file",
     "register_secret",
     "registered_secrets",
     "redact",
@@ -114,3 +120,72 @@ def registered_secrets() -> list[str]:
     """Every registered secret form, longest first (to hand to a child process' redaction)."""
     with _lock:
         return sorted(_secrets, key=len, reverse=True)
+
+
+def redact_data(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
+
+
+_SCRUB_CHUNK = 1 << 20
+
+
+def _scrub_stream(src, dst, pattern: re.Pattern[bytes], keep: int) -> int:
+    """Copy ``src`` to ``dst`` (None: count only) with matches replaced; the match count.
+
+    Streams in chunks, holding back ``keep`` bytes so a secret split across two chunks is
+    still found (``keep`` >= the longest secret - 1).
+    """
+    buf, found = b"", 0
+    while True:
+        chunk = src.read(_SCRUB_CHUNK)
+        buf += chunk
+        cut = len(buf) if not chunk else max(0, len(buf) - keep)
+        out, pos = [], 0
+        for m in pattern.finditer(buf):
+            if m.start() >= cut:
+                break
+            found += 1
+            out += [buf[pos : m.start()], b"***"]
+            pos = m.end()
+        cut = max(cut, pos)
+        out.append(buf[pos:cut])
+        if dst is not None:
+            dst.write(b"".join(out))
+        buf = buf[cut:]
+        if not chunk:
+            return found
+
+
+def scrub_file(path: str | os.PathLike[str]) -> bool:
+    """Replace every registered secret in the file at ``path`` by ``***`` (in place, through
+    a temp file renamed over it, mode kept); True when something was replaced.
+
+    For what other processes wrote (a node's log, its executed notebook): they could not
+    use this process' :func:`redact`. Streams, so memory stays bounded by the chunk size.
+    """
+    forms = [s.encode() for s in registered_secrets()]
+    if not forms:
+        return False
+    pattern = re.compile(b"|".join(re.escape(f) for f in forms))
+    keep = max(len(f) for f in forms) - 1
+    path = Path(path)
+    with open(path, "rb") as src:
+        if not _scrub_stream(src, None, pattern, keep):
+            return False
+        src.seek(0)
+        fd, tmp = temp_near(path, mkdir=False, mode=path.stat().st_mode & 0o777)
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                _scrub_stream(src, dst, pattern, keep)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return True

@@ -33,7 +33,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from oscar_elyra._paths import safe_join, safe_join_fast, sha256_file, temp_near
+from oscar_elyra._paths import bucket_problem, safe_join, safe_join_fast, sha256_file, temp_near
 from oscar_elyra.errors import (
     AuthError,
     IntegrityError,
@@ -51,7 +51,6 @@ MiB = 1024 * 1024
 SHA256_META = "sha256"
 _CHUNK = 1 * MiB
 _URI_RE = re.compile(r"^(?:minio|s3)(?:\.[A-Za-z0-9_.-]+)?:(?!//)(.*)$")
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 # --------------------------------------------------------------------------- URIs and paths
@@ -89,10 +88,9 @@ def parse_uri(uri: str, default_bucket: str | None = None) -> tuple[str, str]:
         bucket, key = default_bucket, text
     else:
         bucket, key = text, ""
-    if not _BUCKET_RE.match(bucket or ""):
-        raise ValidationError(
-            f"invalid bucket name {bucket!r} in {uri!r}: use letters, digits, '.', '-' (3-63 chars)"
-        )
+    problem = bucket_problem(bucket)
+    if problem:
+        raise ValidationError(f"invalid bucket name {bucket!r} in {uri!r}: {problem}")
     if "\x00" in key:
         raise ValidationError(f"invalid object key in {uri!r}: NUL character")
     return bucket, key

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
@@ -50,6 +51,18 @@ def pytest_sessionfinish(session, exitstatus):
             )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+# property-based tests: bounded in `make test`, many more cases under `make fuzz`
+# (HYPOTHESIS_PROFILE=fuzz); FUZZ_API_EXAMPLES sets the API requests per operation
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    "default", max_examples=600, deadline=None, database=None, suppress_health_check=_SLOW
+)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, database=None, suppress_health_check=_SLOW
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

@@ -166,7 +166,7 @@ def test_services_crud(cluster, oscar_schema):
     assert api(cluster, "GET", f"/system/services/{name}").status_code == 404
     assert api(cluster, "DELETE", f"/system/services/{name}").status_code == 404
     assert api(cluster, "PUT", "/system/services", json=svc).status_code == 404
-    assert run(cluster, name, "{}", token=got["token"]).status_code == 404
+    assert run(cluster, name, "{}", token=got["token"]).status_code == 401  # gone: token unknown
 
 
 BASE = {"name": "bad-svc", "image": "alpine", "script": "echo"}
@@ -199,7 +199,7 @@ def test_invalid_service_rejected_and_nothing_created(cluster, body, needle):
     assert {b.name for b in s3(cluster).list_buckets()} == buckets
 
 
-def test_unknown_service_404(cluster):
+def test_unknown_service_404_but_401_without_token(cluster):
     for method, path in [
         ("GET", "/system/services/nope"),
         ("DELETE", "/system/services/nope"),
@@ -210,9 +210,11 @@ def test_unknown_service_404(cluster):
         ("DELETE", "/system/logs/cowsay/cowsay-unknown"),
     ]:
         assert api(cluster, method, path).status_code == 404, path
-    for path in ("/run/nope", "/job/nope"):
-        r = api(cluster, "POST", path, auth=None, data="{}", headers={"Authorization": "Bearer x"})
-        assert r.status_code == 404 and "not found" in r.text
+    # no enumeration: without the service's token an unknown service looks like a known one
+    for path in ("/run/nope", "/job/nope", "/run/cowsay", "/job/cowsay"):
+        for headers in ({}, {"Authorization": "Bearer x"}):
+            r = api(cluster, "POST", path, auth=None, data="{}", headers=headers)
+            assert r.status_code == 401 and "not found" not in r.text, (path, headers)
 
 
 # ------------------------------------------------------------------ /run and /job auth

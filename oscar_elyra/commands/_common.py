@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from oscar_elyra._paths import output_problem
 from oscar_elyra.config import ClusterConfig, resolve_cluster
 from oscar_elyra.errors import ConfigError
 from oscar_elyra.session import Session, connect
@@ -83,3 +85,30 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (``--timeout``): 0, -1, nan and inf are refused."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r}: give a positive number of seconds", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
+
+
+def writable(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: refuse an output path nothing could be written at, before any work."""
+    if value is not None:
+        problem = output_problem(value)
+        if problem:
+            raise click.BadParameter(f"cannot write {str(value)!r}: {problem}")
+    return value

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from platformdirs import user_cache_dir
 
-from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.commands._common import SECONDS, CliState, pass_state, writable
 from oscar_elyra.errors import NotFoundError, OscarError
 from oscar_elyra.invoke import map as run_map
 from oscar_elyra.invoke import resume, run, submit, wait
@@ -52,9 +52,10 @@ def _human_size(n: int | None) -> str:
     "-o",
     "--output",
     type=click.Path(path_type=Path),
+    callback=writable,
     help="Output file, or directory (existing or ending in /) for several files.",
 )
-@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds.")
+@click.option("--timeout", type=SECONDS, default=300, show_default=True, help="Seconds.")
 @pass_state
 def run_service(
     state: CliState,
@@ -137,9 +138,10 @@ def _resume_hint(record: Path, what: str) -> None:
     "-o",
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
+    callback=writable,
     help="Download the outputs here (implies --wait).",
 )
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@click.option("--timeout", type=SECONDS, default=600, show_default=True, help="Seconds to wait.")
 @click.option(
     "--via-api",
     is_flag=True,
@@ -240,6 +242,7 @@ def _emit_jobs(state: CliState, jobs) -> None:
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
+    callback=writable,
     help="Directory for the outputs.",
 )
 @click.option("--sync", "sync", is_flag=True, help="Use /run calls instead of async jobs.")
@@ -258,10 +261,11 @@ def _emit_jobs(state: CliState, jobs) -> None:
     "--record",
     "record",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=writable,
     help="The run record (JSON; default: .oscar-elyra-map.json in the output directory).",
 )
 @click.option(
-    "--timeout", type=float, default=600, show_default=True, help="Seconds per input attempt."
+    "--timeout", type=SECONDS, default=600, show_default=True, help="Seconds per input attempt."
 )
 @pass_state
 def map(  # noqa: A001 - the command's name
@@ -326,7 +330,7 @@ def put(state: CliState, local: Path, remote: str) -> None:
 
 @click.command("get")
 @click.argument("remote")
-@click.argument("local", type=click.Path(path_type=Path))
+@click.argument("local", type=click.Path(path_type=Path), callback=writable)
 @click.option("--latest", is_flag=True, help="Only the most recently modified object under REMOTE.")
 @pass_state
 def get(state: CliState, remote: str, local: Path, latest: bool) -> None:

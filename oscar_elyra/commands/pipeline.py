@@ -9,7 +9,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.commands._common import CliState, pass_state, writable
 from oscar_elyra.pipeline.describe import describe_pipeline, format_description
 from oscar_elyra.pipeline.model import load_pipeline
 from oscar_elyra.pipeline.runner import run_pipeline
@@ -18,6 +18,7 @@ from oscar_elyra.pipeline.validation import (
     resolve_parameters,
     validate_pipeline,
 )
+from oscar_elyra.redact import redact
 
 _ICONS = {"running": ">", "succeeded": "ok", "failed": "FAILED", "not_run": "not run"}
 
@@ -32,6 +33,7 @@ class _Progress:
         self.t0 = time.monotonic()
 
     def _write(self, line: str) -> None:
+        line = redact(line)
         if self.bar is not None:
             tqdm.write(line, file=sys.stderr)
         else:
@@ -83,6 +85,7 @@ class _Progress:
     "--run-dir",
     type=click.Path(file_okay=False),
     default=None,
+    callback=writable,
     help="Run directory (default: runs/<pipeline>-<timestamp>).",
 )
 @click.option(

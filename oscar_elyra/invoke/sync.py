@@ -242,9 +242,13 @@ def _extract_zip(zpath: Path, dest: Path, service: str = "") -> list[Path]:
                 with zf.open(info) as src, atomic_file(target) as dst:
                     shutil.copyfileobj(src, dst, DECODE_CHUNK)
                 written.append(target)
-        except BaseException:
+        except BaseException as exc:
             for target in written:
                 target.unlink(missing_ok=True)
+            if isinstance(exc, (OSError, zipfile.BadZipFile, EOFError)):
+                raise ServiceError(
+                    f"cannot unpack the output zip into {str(dest)!r}: {exc}"
+                ) from None
             raise
     return [target for _, target in plan]
 

@@ -1,8 +1,14 @@
 """The embedded cluster's OSCAR REST API: tornado handlers over the services, jobs and runner.
 
 ``/system/*`` takes Basic auth with the cluster's user; ``/run/{svc}`` and ``/job/{svc}``
-take only the service's own token (``Authorization: Bearer``), checked before the body
-is read; bodies are streamed to disk. Errors answer with one line of plain text.
+take only the service's own token (``Authorization: Bearer``). Every handler streams its
+body (``@stream_request_body``), so credentials are checked on the headers alone, before
+any byte of the body is read: an unauthenticated body is never buffered. Then each route
+bounds its body: the ``/system/*`` JSON routes to :data:`JSON_BODY_MAX` (413 above it;
+JSON nested deeper than :data:`~oscar_elyra._paths.MAX_DEPTH` is a 400), ``/run`` and
+``/job`` stream theirs to disk. An unknown service on ``/run`` or ``/job`` answers 401,
+like a wrong token: no service names are learnt without credentials. Errors answer with
+one line of plain text.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from urllib.parse import unquote_plus
 import tornado.web
 
 from oscar_elyra import __version__
+from oscar_elyra._paths import MAX_DEPTH, nesting_depth
 from oscar_elyra.config import parse_bool
 from oscar_elyra.errors import (
     ConfigError,
@@ -47,7 +54,7 @@ from oscar_elyra.local.services import (
 from oscar_elyra.local.weed import SeaweedFS
 from oscar_elyra.redact import register_secret
 
-__all__ = ["MAX_BODY", "SYNC_TIMEOUT", "Runtime", "make_app"]
+__all__ = ["JSON_BODY_MAX", "MAX_BODY", "SYNC_TIMEOUT", "Runtime", "make_app"]
 
 log = logging.getLogger("oscar_elyra.local")
 
@@ -55,6 +62,8 @@ SYNC_TIMEOUT = 300.0
 #: characters of a failed sync script's output in the 500 answer (the tail)
 FAILURE_TAIL = 2000
 MAX_BODY = 64 * 1024**3
+#: largest body of the ``/system/*`` JSON routes (a Service JSON with its script)
+JSON_BODY_MAX = 4 * 1024**2
 B64_CHUNK = 3 * (1 << 16)
 
 
@@ -145,10 +154,37 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
+    """Authenticates in :meth:`prepare`, on the headers, before the body is read.
+
+    ``auth``: ``"basic"`` (the cluster user, every ``/system/*`` route) or None (anyone);
+    ``body_max``: the largest body accepted (kept in memory).
+    """
+
+    auth: str | None = "basic"
+    body_max = JSON_BODY_MAX
+    _authorized = False
+
     @property
     def rt(self) -> Runtime:
         return self.application.settings["rt"]
+
+    def prepare(self) -> None:
+        if self.auth == "basic":
+            self.check_basic()
+        self.limit_body(self.body_max)
+        self._body = bytearray()
+
+    def limit_body(self, limit: int) -> None:
+        """413 for a declared ``Content-Length`` over ``limit``; tornado stops a longer body."""
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > limit:
+            self.fail(413, f"request body too large: at most {limit} bytes on this route")
+        self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body += chunk
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -173,11 +209,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def json_body(self) -> Any:
         try:
-            return json.loads(self.request.body or b"")
+            doc = json.loads(bytes(self._body))
         except (ValueError, UnicodeDecodeError):
             self.fail(400, "request body is not valid JSON; send an OSCAR Service JSON object")
+        except RecursionError:
+            doc = None
+        if doc is None or nesting_depth(doc) > MAX_DEPTH:
+            self.fail(400, f"request body is nested more than {MAX_DEPTH} levels deep")
+        return doc
 
     def check_basic(self) -> None:
+        if self._authorized:
+            return
         header = self.request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         ok = False
@@ -191,6 +234,7 @@ class BaseHandler(tornado.web.RequestHandler):
                 ok = False
         if not ok:
             self.fail(401, "unauthorized: use Basic auth with the cluster user and password")
+        self._authorized = True
 
     def check_token(self, svc: dict) -> None:
         header = self.request.headers.get("Authorization", "")
@@ -218,6 +262,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class HealthHandler(BaseHandler):
+    auth = None
+
     def get(self) -> None:
         self.finish("Ok")
 
@@ -433,16 +479,27 @@ class JobLogHandler(BaseHandler):
 
 
 class _StreamedBody(BaseHandler):
-    """Checks auth before the body arrives, then streams the body to a temp file."""
+    """Checks the service token before the body arrives, then streams the body to a file.
 
+    Without a valid token the answer is 401 whether the service exists or not.
+    """
+
+    auth = "token"
     body_path: Path | None = None
     _fh = None
 
     def prepare(self) -> None:
         name = self.path_kwargs.get("name") or self.path_args[0]
-        self.svc = self.service(name)
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            self.fail(401, "unauthorized: use 'Authorization: Bearer <service token>'")
+        try:
+            self.svc = self.rt.services.get(name)
+        except NotFoundError:
+            self.fail(401, "unauthorized: invalid service token")
         self.check_token(self.svc)
-        self.request.connection.set_max_body_size(MAX_BODY)
+        self.limit_body(MAX_BODY)
         self.body_path = self.rt.runner.temp_file("body-")
         self._fh = open(self.body_path, "wb")
 

@@ -29,6 +29,7 @@ from minio.commonconfig import Tags
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from oscar_elyra._paths import bucket_problem
 from oscar_elyra.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = [
@@ -56,17 +57,15 @@ LIST_LIMIT = 70
 #: presign expiry: OSCAR's default and bounds (seconds)
 PRESIGN_DEFAULT = 900
 PRESIGN_MAX = 7 * 24 * 3600
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _USER = re.compile(r"^[A-Za-z0-9@._+=,-]{1,128}$")
 _SID = "oscar-elyra-visibility"
 
 
 def check_name(name: Any) -> str:
     """``name`` as a valid bucket name, else :class:`ValidationError`."""
-    if not isinstance(name, str) or not _BUCKET.match(name) or ".." in name:
-        raise ValidationError(
-            f"bucket name {name!r} is not valid (3-63 chars: lowercase letters, digits, '-', '.')"
-        )
+    problem = bucket_problem(name)
+    if problem:
+        raise ValidationError(f"bucket name {name!r} is not valid: {problem}")
     return name
 
 
@@ -140,7 +139,8 @@ def _tags(s3: Minio, name: str) -> dict[str, str]:
 
 
 def _exists(s3: Minio, name: str) -> None:
-    if not s3.bucket_exists(name):
+    # a name S3 refuses names no bucket (minio-py would raise ValueError: a 500)
+    if bucket_problem(name) or not s3.bucket_exists(name):
         raise NotFoundError(f"bucket {name!r} not found")
 
 

@@ -18,7 +18,7 @@ from oscar_elyra.fdl import load_fdl
 from oscar_elyra.local.examples import fdl_paths
 from oscar_elyra.local.jobs import COMPAT_MODES
 from oscar_elyra.local.procs import spawn, stop_pid, stop_process
-from oscar_elyra.local.state import load_credentials
+from oscar_elyra.local.state import load_credentials, restrict_modes
 
 __all__ = ["LocalCluster", "stop_running"]
 
@@ -119,8 +119,8 @@ class LocalCluster:
         """Start SeaweedFS and the API; return when both answer."""
         if self.process is not None and self.process.poll() is None:
             return self
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self.data_dir / "logs").mkdir(exist_ok=True)
+        restrict_modes(self.data_dir)  # 0700, files 0600, whether it existed or not
+        (self.data_dir / "logs").mkdir(mode=0o700, exist_ok=True)
         info = read_cluster_file(self.data_dir)
         if info and pid_alive(info.get("pid")):
             raise ConflictError(

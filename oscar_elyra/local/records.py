@@ -122,7 +122,7 @@ class JobRecords:
         return self._svc_dir(rec["service"]) / f"{rec['name']}{suffix}"
 
     def save(self, rec: dict) -> None:
-        write_json_atomic(self._path(rec, ".json"), rec, fsync=False)
+        write_json_atomic(self._path(rec, ".json"), rec, mode=0o600, fsync=False)
 
     def new(self, svc: str, **fields: Any) -> dict:
         """Record (and save) a new Pending job of ``svc``."""

@@ -28,7 +28,7 @@ from oscar_elyra.discovery import CLUSTER_FILE, CREDENTIALS_FILE, pid_alive, rea
 from oscar_elyra.errors import OscarError
 from oscar_elyra.local.api import MAX_BODY, Runtime, make_app
 from oscar_elyra.local.jobs import COMPAT_MODES, DEFAULT_JOB_TIMEOUT
-from oscar_elyra.local.state import load_credentials
+from oscar_elyra.local.state import UMASK, load_credentials, restrict_modes
 from oscar_elyra.local.weed import SeaweedFS
 from oscar_elyra.redact import install_log_redaction, register_secret
 
@@ -59,8 +59,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Serve until stopped; exit code 3: already running, 4: port busy, 5: no S3."""
     args = _parse(argv)
+    os.umask(UMASK)  # job logs, records, outputs: the owner's only
     data_dir = Path(args.data_dir).expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    restrict_modes(data_dir)
     (data_dir / "logs").mkdir(exist_ok=True)
     creds = load_credentials(data_dir)
     for key in ("password", "s3_secret_key"):
@@ -124,6 +125,7 @@ def _announce(rt: Runtime, endpoint: str) -> None:
             "compat": rt.compat,
             "started": time.time(),
         },
+        mode=0o600,
     )
 
 

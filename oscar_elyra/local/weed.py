@@ -4,11 +4,30 @@ Every port ``weed mini`` opens is given explicitly (free ports picked up front; 
 bind race the start is retried with fresh ports), telemetry is off and the S3
 credentials come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in the child's
 environment only.
+
+Only S3, with its keys, reaches the data. ``weed mini`` also opens master, volume, filer
+and admin ports on 127.0.0.1, which every local user can reach; they are closed with the
+mechanisms SeaweedFS provides (its ``security.toml``, written fresh at each start into
+the 0700 data dir and found through ``-config_dir``):
+
+- ``-disableHttp``: the master and filer HTTP APIs are not served at all (``/dir/assign``
+  would hand out write tokens; the filer would list, read and write any file);
+- ``jwt.signing`` / ``jwt.signing.read``: the volume server refuses reads and writes
+  without a JWT signed with a random per-start key (the filer and S3 mint them);
+  ``jwt.filer_signing`` / ``.read`` likewise for whatever filer HTTP remains;
+- ``[grpc]`` mutual TLS with a throwaway CA: every gRPC port (master, volume, filer, s3,
+  admin) refuses clients without a certificate of that CA, so ``weed shell`` and other
+  gRPC clients of other users get nothing;
+- a random admin password, the Iceberg and Lance catalogs off, and umask 077 so the
+  unix sockets ``weed mini`` creates in ``/tmp`` and its data files are the owner's only.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,12 +36,17 @@ import time
 from pathlib import Path
 
 import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
 from oscar_elyra.errors import ConfigError, StorageError
 from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
+from oscar_elyra.local.state import UMASK
 
-__all__ = ["find_weed", "free_ports", "SeaweedFS"]
+__all__ = ["find_weed", "free_ports", "SeaweedFS", "GRPC_COMPONENTS"]
 
 _PORT_FLAGS = [
     "s3.port",
@@ -34,10 +58,23 @@ _PORT_FLAGS = [
     "volume.port",
     "volume.port.grpc",
     "admin.port",
-    "admin.port.grpc",
-    "s3.port.iceberg",
-    "s3.port.lance",
 ]
+#: the maintenance worker dials the admin's gRPC at its HTTP port + 10000, whatever
+#: ``-admin.port.grpc`` says: that port is picked so
+_GRPC_OFFSET = 10000
+#: ``security.toml`` sections given the cluster's certificate (servers and their clients)
+GRPC_COMPONENTS = (
+    "master",
+    "volume",
+    "filer",
+    "s3",
+    "admin",
+    "worker",
+    "msg_broker",
+    "msg_agent",
+    "mq",
+    "client",
+)
 
 
 def find_weed() -> str:
@@ -54,22 +91,134 @@ def find_weed() -> str:
     )
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct currently-free TCP ports on 127.0.0.1 (gRPC ports need port+10000 < 65536)."""
+def free_ports(n: int, with_offset: int = 0) -> list[int]:
+    """``n`` distinct currently-free TCP ports on 127.0.0.1 (gRPC ports need port+10000 < 65536).
+
+    The last of them also has ``port + with_offset`` free (and distinct) when given.
+    """
     ports: list[int] = []
     socks = []
+
+    def grab(port: int = 0) -> int | None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            return None
+        socks.append(s)
+        return s.getsockname()[1]
+
     try:
         while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            port = s.getsockname()[1]
-            if port < 55000 and port not in ports:
-                ports.append(port)
+            port = grab()
+            if port is None or port >= 55000 or port in ports:
+                continue
+            if with_offset and len(ports) == n - 1:
+                if port + with_offset in ports or grab(port + with_offset) is None:
+                    continue
+            ports.append(port)
     finally:
         for s in socks:
             s.close()
     return ports
+
+
+def _cert_pair(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and one certificate it signed (server and client use, 127.0.0.1).
+
+    Written 0600 into ``directory``; returns (ca, cert, key) paths. SeaweedFS does not
+    check host names; any client without a certificate of this CA is refused.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=3650)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("oscar-elyra embedded CA"))
+        .issuer_name(name("oscar-elyra embedded CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("oscar-elyra-weed"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    files = {
+        "ca.crt": ca.public_bytes(pem),
+        "weed.crt": cert.public_bytes(pem),
+        "weed.key": key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    }
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for fname, data in files.items():
+        path = directory / fname
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(path, 0o600)
+    return directory / "ca.crt", directory / "weed.crt", directory / "weed.key"
+
+
+def write_security(config_dir: Path) -> Path:
+    """Write ``config_dir/security.toml`` (0600) closing every port but S3; see the module doc.
+
+    Fresh keys each call: JWTs live seconds, nothing stored depends on them.
+    """
+    ca, cert, key = _cert_pair(config_dir / "tls")
+
+    def q(value: str | Path) -> str:
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"[grpc]\nca = {q(ca)}\n"]
+    for comp in GRPC_COMPONENTS:
+        lines.append(f"[grpc.{comp}]\ncert = {q(cert)}\nkey = {q(key)}\n")
+    for section in ("signing", "signing.read", "filer_signing", "filer_signing.read"):
+        lines.append(f"[jwt.{section}]\nkey = {q(secrets.token_urlsafe(32))}\n")
+    lines.append(f'[admin]\nuser = "admin"\npassword = {q(secrets.token_urlsafe(32))}\n')
+    lines.append("[access]\nui = false\n[filer.expose_directory_metadata]\nenabled = false\n")
+    path = config_dir / "security.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("# written by oscar-elyra at each start: only S3 with its keys reaches the data\n")
+        fh.write("\n".join(lines))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _restricted() -> None:
+    """In the child before exec: die with the parent, create files for the owner only."""
+    os.umask(UMASK)  # data, logs and its unix sockets: the owner's only
+    die_with_parent()
 
 
 class SeaweedFS:
@@ -95,7 +244,8 @@ class SeaweedFS:
         self.new_session = new_session
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
-        self._ports: list[int] = []
+        #: every port opened, by ``weed mini`` flag name (``"filer.port"``...), once started
+        self.ports: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"SeaweedFS(endpoint={self.endpoint!r}, access_key={self.access_key!r})"
@@ -122,23 +272,31 @@ class SeaweedFS:
     def start(self, timeout: float = 60.0, attempts: int = 3) -> SeaweedFS:
         """Start the server and return when S3 answers authenticated requests."""
         weed = find_weed()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        write_security(self.data_dir)
         last = ""
         for _ in range(attempts):
-            ports = free_ports(len(_PORT_FLAGS))
-            self._ports = ports
+            ports = free_ports(len(_PORT_FLAGS), with_offset=_GRPC_OFFSET)
+            self.ports = dict(zip(_PORT_FLAGS, ports, strict=True))
+            self.ports["admin.port.grpc"] = self.ports["admin.port"] + _GRPC_OFFSET
             args = [
                 weed,
+                f"-config_dir={self.data_dir}",
                 "mini",
                 f"-dir={self.data_dir}",
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
-                *(f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)),
+                *(f"-{flag}={port}" for flag, port in self.ports.items()),
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-disableHttp",
                 "-webdav=false",
                 "-admin.ui=false",
                 "-master.telemetry=false",
             ]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            # WEED_* variables would override security.toml: none but ours reach the child
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_"))}
             env["AWS_ACCESS_KEY_ID"] = self.access_key
             env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
             # its sockets and glog files go to $TMPDIR: keep them in the data dir, not /tmp
@@ -152,7 +310,7 @@ class SeaweedFS:
                 new_session=self.new_session,
                 env=env,
                 cwd=self.data_dir,
-                preexec_fn=die_with_parent,
+                preexec_fn=_restricted,
             )
             self.port = ports[0]
             if self._wait_ready(timeout):
@@ -191,10 +349,10 @@ class SeaweedFS:
 
     def _remove_sockets(self) -> None:
         """Remove the unix sockets ``weed mini`` leaves in /tmp (their paths are hard-coded)."""
-        for port in self._ports:
+        for port in self.ports.values():
             for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)
-        self._ports = []
+        self.ports = {}
 
     def __enter__(self) -> SeaweedFS:
         return self.start()

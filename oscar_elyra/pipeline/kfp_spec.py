@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from oscar_elyra.config import load_yaml
 from oscar_elyra.elyra.user_catalog import component_path
 from oscar_elyra.errors import ValidationError
 from oscar_elyra.pipeline.model import Node, Pipeline, render_value
@@ -85,9 +84,11 @@ def load_component(node: Node) -> ComponentSpec:
         )
         raise ValidationError(f"node '{node.display}': component '{cid}' not found: {hint}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"component {path.name} is not valid YAML: {exc}") from None
+        doc = load_yaml(path.read_text(encoding="utf-8"), f"component {path.name}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read component {path.name}: {exc}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ValidationError(f"component {path.name} is not a component spec (a mapping)")
     container = ((doc or {}).get("implementation") or {}).get("container") or {}
     argv = list(container.get("command") or []) + list(container.get("args") or [])
     if not argv:

@@ -8,6 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from oscar_elyra.redact import redact
+
 COLORS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
@@ -140,6 +142,6 @@ def write_report(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write ``report.html`` (temp name then rename) and return its path."""
     path = Path(run_dir) / "report.html"
     tmp = path.with_name(f".report.html.tmp{os.getpid()}")
-    tmp.write_text(render_report(Path(run_dir), record), encoding="utf-8")
+    tmp.write_text(redact(render_report(Path(run_dir), record)), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -5,12 +5,22 @@ per node under ``nodes/`` (``log.txt``, the executed notebook, palette component
 ``report.html``. Node environment (as Elyra's local runtime): the process environment, then the
 pipeline parameters the node uses, then the node's env vars (over the pipeline defaults), then
 ``ELYRA_RUNTIME_ENV=local`` and ``ELYRA_RUN_NAME`` (``<pipeline>-<%m%d%H%M%S>``).
+
+Secrets never leave in node output. Nodes are other processes (kernels, scripts), so the
+runner learns every secret value a node could print: the secret variables of the node's
+environment (``OSCAR_PASSWORD``, ``OSCAR_TOKEN``, ``OSCAR_REFRESH_TOKEN``, AWS keys) and,
+from the cluster, its S3 secret key (``/system/config``) and the service tokens and
+environment secrets (``/system/services``, read again after each node, which may have
+deployed services). After each node it rewrites what the node wrote (its folder: log,
+executed notebook, outputs) with those values as ``***``; ``run.json``, ``report.html``
+and the progress lines go through the same redaction.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,10 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
+
 from oscar_elyra import __version__
-from oscar_elyra._paths import write_json_atomic
+from oscar_elyra._paths import MAX_DEPTH, nesting_depth, write_json_atomic
 from oscar_elyra.config import ENV_VARS, ClusterConfig
-from oscar_elyra.errors import NodeFailure, ValidationError
+from oscar_elyra.errors import NodeFailure, OscarError, ValidationError
 from oscar_elyra.pipeline.executors import (
     NodeContext,
     _register_engine,
@@ -39,14 +52,56 @@ from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_
 from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
 from oscar_elyra.pipeline.report import write_report
 from oscar_elyra.pipeline.validation import first_error, resolve_parameters, validate_pipeline
-from oscar_elyra.redact import redact
+from oscar_elyra.redact import redact_data, register_secret, scrub_file
+from oscar_elyra.session import connect
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.html"
 #: node statuses; "skipped" = not selected for this run, "not_run" = an upstream node failed
 STATUSES = ("pending", "running", "succeeded", "failed", "not_run", "skipped")
 
+#: variables of a node's environment whose values are secrets (redacted from its output)
+SECRET_ENV = (
+    "OSCAR_PASSWORD",
+    "OSCAR_TOKEN",
+    "OSCAR_REFRESH_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+
 EventCallback = Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+
+_OPT_STR = {"type": ["string", "null"]}
+#: the shape of ``run.json`` that ``--resume`` relies on (more keys are allowed)
+_RUN_SCHEMA = {
+    "type": "object",
+    "required": ["name", "run_name", "nodes"],
+    "properties": {
+        "name": {"type": "string"},
+        "run_name": {"type": "string"},
+        "attempts": {"type": "integer", "minimum": 1},
+        "parameters": {"type": ["object", "null"]},
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"enum": list(STATUSES)},
+                    "start": _OPT_STR,
+                    "end": _OPT_STR,
+                    "seconds": {"type": ["number", "null"]},
+                    "artifacts": {"type": ["array", "null"], "items": {"type": "object"}},
+                    "error": {"type": ["object", "null"]},
+                    "attempt": {"type": ["integer", "null"]},
+                },
+            },
+        },
+    },
+}
+_RUN_VALIDATOR = Draft7Validator(_RUN_SCHEMA)
 
 
 def _now() -> str:
@@ -59,9 +114,21 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValidationError(f"{run_dir} is not a run directory (no {RUN_FILE} in it)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
         raise ValidationError(f"{path} is not valid JSON: the run record is damaged") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    error = (
+        best_match(_RUN_VALIDATOR.iter_errors(record))
+        if nesting_depth(record) <= MAX_DEPTH
+        else "nested too deeply"
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in getattr(error, "path", ())) or "the record"
+        message = getattr(error, "message", error)
+        raise ValidationError(f"{path} is not a run record ({where}: {message}): is it damaged?")
+    return record
 
 
 @dataclass
@@ -135,10 +202,38 @@ class _Run:
         self.kernels: dict[str, Future] = {}
         self.use_prewarm = prewarm
         self.prewarm_pool: ThreadPoolExecutor | None = None
+        self._secrets_lock = threading.Lock()
+        self._cluster_client: Any = None
+        self._ask_cluster = True
+
+    # -- secrets ----------------------------------------------------------------------------
+    def learn_secrets(self) -> None:
+        """Register what a node could print: its cluster's S3 secret key, service tokens and
+        environment secrets (best effort: a cluster that cannot be reached is asked no more).
+        """
+        with self._secrets_lock:
+            if not self._ask_cluster:
+                return
+            try:
+                if self._cluster_client is None:
+                    self._cluster_client = connect(self.cluster).client
+                self._cluster_client.config()  # registers the S3 secret key
+                self._cluster_client.list_services()  # registers tokens and env secrets
+            except (OscarError, OSError, ValueError):
+                self._ask_cluster = False
+
+    def scrub(self, node: Node) -> None:
+        """Rewrite what the node wrote in its folder with every known secret as ``***``."""
+        for path in sorted(self.node_dir(node).rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                try:
+                    scrub_file(path)
+                except OSError:
+                    continue
 
     # -- bookkeeping (main thread only) ---------------------------------------------------
     def save(self) -> None:
-        write_json_atomic(self.run_dir / RUN_FILE, self.record, fsync=False)
+        write_json_atomic(self.run_dir / RUN_FILE, redact_data(self.record), fsync=False)
 
     def event(self, kind: str, nid: str) -> None:
         self.save()
@@ -161,6 +256,8 @@ class _Run:
             env.update(self.cluster.to_env())
         env["ELYRA_RUNTIME_ENV"] = "local"
         env["ELYRA_RUN_NAME"] = self.record["run_name"]
+        for name in SECRET_ENV:
+            register_secret(env.get(name))
         return env
 
     # -- execution (worker threads) --------------------------------------------------------
@@ -227,8 +324,10 @@ class _Run:
             artifacts, error = [], exc.error
         except Exception as exc:  # noqa: BLE001 - a node's failure must not stop the run
             artifacts, error = [], {"message": f"{type(exc).__name__}: {exc}"}
+        self.learn_secrets()  # the node may have deployed services: their tokens too
+        self.scrub(node)
         if error:
-            error["message"] = redact(str(error["message"]))
+            error = redact_data(error)
         return artifacts, error, time.monotonic() - t0, started
 
     # -- scheduling -----------------------------------------------------------------------
@@ -423,7 +522,7 @@ def prepare(
     """
     pipeline = load_pipeline(pipeline_path)
     previous = read_run(resume) if resume else None
-    if previous and previous.get("name") != pipeline.name:
+    if previous is not None and previous.get("name") != pipeline.name:
         raise ValidationError(
             f"{resume} is a run of pipeline '{previous.get('name')}', not '{pipeline.name}'"
         )
@@ -544,6 +643,7 @@ def run_pipeline(
         _register_engine(papermill_module())  # import once, before node clocks start
 
     run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event, prewarm, cluster)
+    run.learn_secrets()
     run.save()
     if on_event:
         on_event("start", {}, record)

@@ -13,6 +13,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 
+from oscar_elyra._paths import MAX_DEPTH, nesting_depth
 from oscar_elyra.errors import ValidationError
 
 __all__ = ["check_document", "check_runtime", "RUNTIMES", "RUNTIME_TYPES"]
@@ -20,8 +21,6 @@ __all__ = ["check_document", "check_runtime", "RUNTIMES", "RUNTIME_TYPES"]
 #: runtimes the runner executes: Generic (Elyra's local runtime) and Kubeflow Pipelines
 RUNTIMES = ("Generic", "Kubeflow Pipelines")
 RUNTIME_TYPES = ("LOCAL", "KUBEFLOW_PIPELINES")
-#: deepest JSON nesting accepted (real pipelines stay below 15)
-MAX_DEPTH = 64
 
 _STR = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STR}
@@ -134,24 +133,9 @@ def _where(path: Any) -> str:
     return out or "the document"
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of ``value`` (stops counting past ``limit``), without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def check_document(doc: Any, source: str) -> None:
     """ValidationError (one line) unless ``doc`` has the shape of an Elyra 4.1 pipeline."""
-    if _depth(doc, MAX_DEPTH) > MAX_DEPTH:
+    if nesting_depth(doc, MAX_DEPTH) > MAX_DEPTH:
         raise ValidationError(
             f"{source} is nested more than {MAX_DEPTH} levels deep: not a pipeline"
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import nbformat
 
+from oscar_elyra._paths import env_problem
 from oscar_elyra.errors import OscarError, ValidationError
 from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
 from oscar_elyra.pipeline.model import Pipeline, coerce_parameter
@@ -176,7 +176,6 @@ def validate_pipeline(
     return issues
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUFFIXES = {"notebook": (".ipynb",), "python": (".py",), "r": (".r", ".R")}
 
 
@@ -215,14 +214,9 @@ def _check_generic(pipeline: Pipeline, node, err, warn) -> None:
     if problem:
         err(f"node '{node.display}': file '{node.filename}' {problem}", node)
     for name in node.env_names:
-        if not _ENV_NAME.fullmatch(name):
-            err(
-                f"node '{node.display}': environment variable name {name!r} is not valid "
-                "(letters, digits and '_', not starting with a digit)",
-                node,
-            )
-        elif "\x00" in node.env.get(name, ""):
-            err(f"node '{node.display}': environment variable '{name}' contains a NUL", node)
+        problem = env_problem(name, node.env.get(name, ""))
+        if problem:
+            err(f"node '{node.display}': {problem}", node)
         elif name not in node.env and name not in os.environ:
             warn(
                 f"node '{node.display}': environment variable '{name}' has no value in the "

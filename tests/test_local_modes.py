@@ -1,0 +1,77 @@
+"""The embedded cluster's data dir is its owner's only: 0700, files 0600, also when the
+directory existed before with loose modes (fixed on start), and for what jobs write."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+
+import requests
+from minio import Minio
+
+from oscar_elyra.local import LocalCluster
+
+
+def _loose(root) -> list[str]:
+    """Paths under ``root`` that give group or others any access (symlinks aside)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+                found.append(f"{path} {oct(stat.S_IMODE(st.st_mode))}")
+    return found
+
+
+def test_existing_loose_data_dir_is_fixed_on_start(tmp_path):
+    data = tmp_path / "cluster"
+    (data / "logs").mkdir(parents=True)
+    (data / "services").mkdir()
+    for path in (data, data / "logs", data / "services"):
+        os.chmod(path, 0o755)
+    (data / "logs" / "old.log").write_text("old")
+    os.chmod(data / "logs" / "old.log", 0o644)
+    script = data / "services" / "tool.sh"
+    script.write_text("#!/bin/sh\n")
+    os.chmod(script, 0o755)
+    outside = tmp_path / "outside.txt"  # a symlink in the data dir is not followed
+    outside.write_text("x")
+    os.chmod(outside, 0o644)
+    (data / "link").symlink_to(outside)
+    with LocalCluster(data) as cluster:
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert _loose(data) == []
+        assert stat.S_IMODE(script.stat().st_mode) == 0o700  # the owner's x bit is kept
+        assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+        # what the cluster writes while it runs: service, job record and log, outputs
+        cluster.deploy_examples()
+        auth = (cluster.user, cluster.password)
+        token = requests.get(
+            f"{cluster.endpoint}/system/services/cowsay", auth=auth, timeout=30
+        ).json()["token"]
+        r = requests.post(
+            f"{cluster.endpoint}/job/cowsay",
+            data=b'{"message": "modes"}',
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert r.status_code == 201
+        host = cluster.s3_endpoint.split("://", 1)[1]
+        minio = Minio(host, cluster.s3_access_key, cluster.s3_secret_key, secure=False)
+        minio.put_object("cowsay", "input/x.txt", io.BytesIO(b"hi"), 2)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the job finished: record, log, outputs written
+            jobs = requests.get(
+                f"{cluster.endpoint}/system/logs/cowsay", auth=auth, timeout=30
+            ).json()["jobs"]
+            states = [j["status"] for j in jobs.values()]
+            if states and all(s in ("Succeeded", "Failed") for s in states):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"jobs did not finish: {jobs}")
+        loose = [p for p in _loose(data) if not p.rsplit(" ", 1)[0].endswith(".vif")]
+        assert loose == [], loose  # (SeaweedFS chmods its .vif files 0644 itself)
