@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean test-min
+.PHONY: demo test lint install clean test-min bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
 	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
 	$(BIN)/python -m pytest -n 2 -q
+
+# Every benchmark, each figure beside its anchor measured in the same run, into
+# benchmarks/RESULTS.md (under 15 minutes on 2 cores; rclone: apt-get install rclone).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
