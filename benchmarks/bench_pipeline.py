@@ -166,14 +166,18 @@ def main() -> None:
         f"ratio oscar-elyra/elyra: per node {per_node:.2f}, 5-node total {total:.2f};"
         f" goal <= 0.35 s a node: {'yes' if res['ours'][2] <= 0.35 else 'NO'}"
     )
+    # a chain of 5 faster than a chain of 1 means the machine stalled during the
+    # measurement: the figure says nothing then (rerun)
+    sane = all(r[2] > 0 for r in res.values())
     rows.append(
         row(
             "notebook node overhead, chain of 5",
             f"{res['ours'][2]:.2f} s a node",
             f"elyra-pipeline run {res['elyra'][2]:.2f} s a node",
-            per_node,
+            per_node if sane else None,
             "<= 0.35 s a node",
-            res["ours"][2] <= 0.35,
+            res["ours"][2] <= 0.35 if sane else None,
+            "" if sane else "invalid: a 1-node run was slower than a 5-node run (machine stall)",
         )
     )
     save("pipeline", rows)

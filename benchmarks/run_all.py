@@ -42,7 +42,7 @@ BENCHES: dict[str, tuple[str, list[str], str]] = {
     ),
     "pipeline": (
         "bench_pipeline.py",
-        ["--ks", "4", "--sleep", "3", "--repeat", "3"],
+        ["--ks", "4", "--sleep", "3", "--repeat", "2"],
         "pipeline runner",
     ),
 }
