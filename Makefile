@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean test-min fuzz
+.PHONY: demo test lint install clean test-min fuzz bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_API_EXAMPLES=1000 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout 0 \
 		tests/test_fuzz_loaders.py tests/test_fuzz_api.py tests/test_cli_hostile.py
+
+# Every benchmark, each figure beside its anchor measured in the same run, into
+# benchmarks/RESULTS.md (under 15 minutes on 2 cores; rclone: apt-get install rclone).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 import requests
+from _results import row, save
 
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
@@ -141,6 +142,19 @@ def main() -> None:
             f"{paired:6.3f}x {statistics.median(cpu[label]) * 1e3:14.2f}"
         )
     worst = max(v for k, v in verdict.items() if k != "requests.Session.post")
+    rows = [
+        row(
+            f"sync invoke overhead ({label}), median",
+            f"{statistics.median(times[label]) * 1e3:.1f} ms",
+            f"requests.post {base * 1e3:.1f} ms",
+            verdict[label],
+            "<= 1.05x (paired median)",
+            verdict[label] <= 1.05,
+        )
+        for label in times
+        if label not in ("requests.post", "requests.Session.post")
+    ]
+    save("client", rows)
     print(
         f"goal <= 1.05x vs requests.post (paired median): "
         f"{'met' if worst <= 1.05 else 'NOT met'} (worst {worst:.3f}x)"

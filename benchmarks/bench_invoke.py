@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import row, save
+
 from oscar_elyra.invoke import map as run_map
 from oscar_elyra.invoke import submit, wait
 from oscar_elyra.local import LocalCluster
@@ -219,6 +221,58 @@ class LocalClusterK:
         self.c.stop()
 
 
+def rows_of(results: dict, args: argparse.Namespace) -> list[dict]:
+    """Result rows for RESULTS.md."""
+    rows = []
+    if "p2" in results:
+        a = results["p2"]["oscar_elyra.run"]
+        b = results["p2"]["oscar-python run_service"]
+        if "delta_mb" in a:
+            rows.append(
+                row(
+                    f"sync /run of a {args.size_mb} MB input: peak RSS above baseline",
+                    f"{a['delta_mb']:.0f} MB",
+                    f"oscar-python {b['delta_mb']:.0f} MB"
+                    if "delta_mb" in b
+                    else "oscar-python failed",
+                    a["delta_mb"] / max(b["delta_mb"], 1) if "delta_mb" in b else None,
+                    "<= 64 MB",
+                    a["delta_mb"] <= 64,
+                )
+            )
+    if "p3" in results:
+        p3r = results["p3"]
+        floor = p3r["all-at-once"]
+        label = f"N={args.n}, K={args.k}, t={args.t:g} s"
+        rows.append(
+            row(
+                f"cluster floor: submit all then wait ({label})",
+                f"{floor['ratio']:.3f}x ideal",
+                f"ideal N*t/K {floor['ideal']:.1f} s",
+                floor["ratio"],
+                "information",
+                None,
+            )
+        )
+        for conc, r in p3r.items():
+            if conc == "all-at-once":
+                continue
+            vs_floor = r["seconds"] / floor["seconds"]
+            exact = int(conc) == args.k
+            rows.append(
+                row(
+                    f"map, {conc} in flight ({label})",
+                    f"{r['ratio']:.3f}x ideal",
+                    f"floor {floor['ratio']:.3f}x ideal",
+                    vs_floor,
+                    "<= 1.05x floor and <= 1.1x ideal at N=1,000" if exact else "<= 1.1x ideal",
+                    (vs_floor <= 1.05 and r["ratio"] <= 1.1) if exact else r["ratio"] <= 1.1,
+                    "issue 9 (map rework) pending" if exact else "",
+                )
+            )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--size-mb", type=int, default=1024, help="P2 input size (MB)")
@@ -237,6 +291,7 @@ def main() -> None:
         if args.only in (None, "p3"):
             conc = args.concurrency or [args.k, 2 * args.k]
             results["p3"] = p3(args.n, args.k, args.t, conc, work)
+    save(f"invoke-{args.only or 'all'}", rows_of(results, args))
     dest = OUT / "bench_invoke.json"
     previous = json.loads(dest.read_text()) if dest.exists() else {}
     previous.update(results)  # --only keeps the other benchmark's last figures

@@ -3,11 +3,12 @@
 P5  fan-out: a start script then k sleep-bound notebook branches (k = 1, 2, 4, 8). Speed-up =
     elyra wall time / oscar-elyra wall time (goal >= 0.8 * min(k, cores)), with the default
     workers (= cores) and, for information, with --workers k.
+    The k = 4 speed-up must stay >= 2.
 P6  per-notebook-node overhead: chains of 1 and 5 trivial notebooks, both runners;
-    overhead per node = (T5 - T1) / 4, ratio oscar-elyra / elyra (goal <= 1.0), plus the
-    ratio of the 5-node totals.
+    overhead per node = (T5 - T1) / 4 (goal <= 0.35 s), beside elyra's, plus the ratio
+    of the 5-node totals.
 
-Usage: python benchmarks/bench_pipeline.py [--sleep S] [--ks 1,2,4,8] [--repeat N]
+Usage: python benchmarks/bench_pipeline.py [--sleep S] [--ks 1,2,4,8] [--repeat N] [--only p6]
 Each figure is the best of N runs, the runners interleaved.
 Every command runs as a real subprocess (CLI start-up included) in a fresh copy of the files,
 since Elyra overwrites the notebooks it runs.
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results import row, save
 
 from oscar_elyra.pipeline.builder import node, pipeline, write_notebook, write_pipeline
 
@@ -87,15 +90,18 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=3.0, help="seconds each branch sleeps")
     ap.add_argument("--ks", default="1,2,4,8", help="fan-out widths")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
+    ap.add_argument("--only", choices=("p5", "p6"), help="one of the two benchmarks")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = [int(k) for k in args.ks.split(",")] if args.only != "p6" else []
+    rows: list[dict] = []
 
-    print(f"P5 fan-out, {args.sleep:g} s sleep per notebook branch, {cores} cores")
-    print(
-        f"{'k':>3} {'elyra s':>8} {'ours s':>8} {'speed-up':>9} {'goal':>6} {'ok':>3}"
-        f" {'ours -w k':>10} {'speed-up':>9}"
-    )
+    if ks:
+        print(f"P5 fan-out, {args.sleep:g} s sleep per notebook branch, {cores} cores")
+        print(
+            f"{'k':>3} {'elyra s':>8} {'ours s':>8} {'speed-up':>9} {'goal':>6} {'ok':>3}"
+            f" {'ours -w k':>10} {'speed-up':>9}"
+        )
     p5_ok = True
     for k in ks:
         make = lambda d, k=k: _fan_out(d, k, args.sleep)  # noqa: E731
@@ -109,14 +115,30 @@ def main() -> None:
         )
         t_el, t_us, t_wk = t["elyra"], t["ours"], t["ours_k"]
         goal = 0.8 * min(k, cores)
+        if k == 4:
+            goal = max(goal, 2.0)  # issue 14: k = 4 stays >= 2x faster than elyra
         ok = t_el / t_us >= goal
         p5_ok &= ok
+        rows.append(
+            row(
+                f"pipeline fan-out k={k} ({args.sleep:g} s notebooks), wall",
+                f"{t_us:.2f} s",
+                f"elyra-pipeline run {t_el:.2f} s",
+                t_el / t_us,
+                f">= {goal:.2g}x faster",
+                ok,
+            )
+        )
         print(
             f"{k:>3} {t_el:8.2f} {t_us:8.2f} {t_el / t_us:9.2f} {goal:6.2f}"
             f" {'yes' if ok else 'NO':>3} {t_wk:10.2f} {t_el / t_wk:9.2f}",
             flush=True,
         )
 
+    if args.only == "p5":
+        save("pipeline", rows)
+        print(f"\nP5 goal met for every k: {'yes' if p5_ok else 'NO'}")
+        return
     print("\nP6 per-notebook-node overhead, chains of trivial notebooks")
     chain1 = lambda d: _chain(d, 1)  # noqa: E731
     chain5 = lambda d: _chain(d, 5)  # noqa: E731
@@ -141,10 +163,26 @@ def main() -> None:
     per_node = res["ours"][2] / res["elyra"][2]
     total = res["ours"][1] / res["elyra"][1]
     print(
-        f"ratio oscar-elyra/elyra: per node {per_node:.2f}, 5-node total {total:.2f}"
-        f" (goal <= 1.0: {'yes' if per_node <= 1.0 else 'NO'})"
+        f"ratio oscar-elyra/elyra: per node {per_node:.2f}, 5-node total {total:.2f};"
+        f" goal <= 0.35 s a node: {'yes' if res['ours'][2] <= 0.35 else 'NO'}"
     )
-    print(f"\nP5 goal met for every k: {'yes' if p5_ok else 'NO'}")
+    # a chain of 5 faster than a chain of 1 means the machine stalled during the
+    # measurement: the figure says nothing then (rerun)
+    sane = all(r[2] > 0 for r in res.values())
+    rows.append(
+        row(
+            "notebook node overhead, chain of 5",
+            f"{res['ours'][2]:.2f} s a node",
+            f"elyra-pipeline run {res['elyra'][2]:.2f} s a node",
+            per_node if sane else None,
+            "<= 0.35 s a node",
+            res["ours"][2] <= 0.35 if sane else None,
+            "" if sane else "invalid: a 1-node run was slower than a 5-node run (machine stall)",
+        )
+    )
+    save("pipeline", rows)
+    if ks:
+        print(f"\nP5 goal met for every k: {'yes' if p5_ok else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -659,12 +659,18 @@ class ObjectStore:
         return digest.hexdigest()
 
     def get_bytes(self, uri: str) -> bytes:
-        """The whole object in memory (size and sha256 checked)."""
-        info = self.stat(uri)
-        with self.open(uri) as body:
-            data = body.read()
-        self._check(info, len(data), hashlib.sha256(data).hexdigest() if info.sha256 else None)
-        return data
+        """The whole object in memory (size and sha256 checked).
+
+        One GET: its headers bring the size and checksum (no stat round trip first).
+        """
+        bucket, key = parse_uri(uri)
+        if not key or key.endswith("/"):
+            raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
+        buf = io.BytesIO()
+        with bar(None, None, enabled=False) as quiet:
+            info, n, digest = self._download(bucket, key, buf, 1, quiet, False)
+        self._check(info, n, digest)
+        return buf.getvalue()
 
     def _check(self, info: ObjectInfo, size: int, digest: str | None) -> None:
         if info.size is not None and size != info.size:

@@ -224,3 +224,22 @@ def test_progress_bar_on_request(s3, store, tmp_path, capsys):
     quiet = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False)
     quiet.get_file("ctest/progress/p.bin", tmp_path / "again.bin")
     assert capsys.readouterr().err == ""
+
+
+def test_small_reads_take_one_request_each(s3, store, prefix, tmp_path):
+    """Reads of small objects cost one GET each: no stat/HEAD round trip before it."""
+    st = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, progress=False, workers=4)
+    for i in range(5):
+        st.put_bytes(b"x" * (100 + i), f"{prefix}/few/{i}.bin")
+    trace = io.StringIO()
+    st._mc.trace_on(trace)
+    try:
+        assert st.get_bytes(f"{prefix}/few/3.bin") == b"x" * 103
+        st.download_dir(f"{prefix}/few", tmp_path / "few")
+    finally:
+        st._mc.trace_off()
+    methods = [line.split()[0] for line in trace.getvalue().splitlines() if " HTTP/1.1" in line]
+    methods = [m for m in methods if m in ("GET", "HEAD", "PUT", "POST", "DELETE")]
+    assert methods.count("HEAD") == 0
+    assert methods.count("GET") == 1 + 1 + 5  # get_bytes, one listing, five objects
+    assert sorted(p.name for p in (tmp_path / "few").iterdir()) == [f"{i}.bin" for i in range(5)]

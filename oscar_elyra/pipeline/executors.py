@@ -121,8 +121,18 @@ def _register_engine(papermill) -> None:
                     stderr_file=stderr_file,
                 )
                 km = final.pop("kernel_manager", None)
-                if km is not None:  # a kernel started ahead of time: nbclient shuts it down
-                    return PapermillNotebookClient(nb_man, km=km, **final).execute(cleanup_kc=True)
+                retire = final.pop("kernel_retire", None)
+                if km is not None:  # a kernel started ahead of time (pipeline.kernels)
+                    client = PapermillNotebookClient(nb_man, km=km, **final)
+                    if retire is None:
+                        return client.execute(cleanup_kc=True)
+                    try:  # the kernel's shutdown goes off the node's critical path
+                        return client.execute(cleanup_kc=False)
+                    finally:
+                        if client.kc is not None:
+                            client.kc.stop_channels()
+                            client.kc = None
+                        retire(km)
                 kernel_kwargs = {"env": kwargs.get("kernel_env") or {}}
                 if kwargs.get("kernel_cwd"):
                     kernel_kwargs["cwd"] = kwargs["kernel_cwd"]
@@ -145,38 +155,16 @@ def kernel_name_of(notebook: Path) -> str | None:
     return str(name) if name else None
 
 
-def start_kernel(kernel_name: str, ctx: NodeContext):
-    """Start a kernel for a notebook node ahead of time (same env, cwd and log as papermill's).
-
-    Only the kernel process starts early; the notebook's cells run when the node runs.
-    """
-    from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
-
-    km = KernelManager(kernel_name=kernel_name)
-    km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"  # what nbclient drives
-    with open(ctx.log_path, "ab") as log:
-        km.start_kernel(env=ctx.env, cwd=str(ctx.cwd), stdout=log, stderr=log)
-    return km
-
-
-def stop_kernel(km) -> None:
-    """Stop a kernel started by :func:`start_kernel` that no node used."""
-    try:
-        km.shutdown_kernel(now=True)
-        km.cleanup_resources()
-    except Exception:  # noqa: BLE001 - best effort: the process may already be gone
-        pass
-
-
-def run_notebook(source: Path, executed: Path, ctx: NodeContext, km=None) -> None:
+def run_notebook(source: Path, executed: Path, ctx: NodeContext, km=None, retire=None) -> None:
     """Execute notebook ``source`` into ``executed`` (kernel from the notebook's metadata).
 
-    ``km``: a kernel manager from :func:`start_kernel` to use instead of starting one.
+    ``km``: a kernel manager started ahead (:mod:`oscar_elyra.pipeline.kernels`) to use
+    instead of starting one; ``retire(km)`` then shuts it down once the cells have run.
     """
     papermill = papermill_module()
     _register_engine(papermill)
     executed.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"kernel_manager": km} if km is not None else {}
+    extra = {"kernel_manager": km, "kernel_retire": retire} if km is not None else {}
     with open(ctx.log_path, "a", buffering=1, encoding="utf-8") as log:
         try:
             papermill.execute_notebook(

@@ -45,9 +45,8 @@ from oscar_elyra.pipeline.executors import (
     run_notebook,
     run_process,
     run_script,
-    start_kernel,
-    stop_kernel,
 )
+from oscar_elyra.pipeline.kernels import KernelPool
 from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_name
 from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
 from oscar_elyra.pipeline.report import write_report
@@ -201,7 +200,7 @@ class _Run:
         #: kernels started ahead of time for notebook nodes (futures of KernelManagers)
         self.kernels: dict[str, Future] = {}
         self.use_prewarm = prewarm
-        self.prewarm_pool: ThreadPoolExecutor | None = None
+        self.kernel_pool: KernelPool | None = None
         self._secrets_lock = threading.Lock()
         self._cluster_client: Any = None
         self._ask_cluster = True
@@ -279,7 +278,8 @@ class _Run:
             if node.kind == "notebook":
                 rec = self.nodes[node.id]
                 executed = self.run_dir / rec["notebook"]
-                run_notebook(source, executed, ctx, km=km)
+                retire = self.kernel_pool.retire if self.kernel_pool is not None else None
+                run_notebook(source, executed, ctx, km=km, retire=retire)
             else:
                 run_script(source, node.kind, ctx)
             return collect_outputs(node.outputs, source.parent)
@@ -349,7 +349,7 @@ class _Run:
     def prewarm(self, order: list[str]) -> None:
         """Start kernels for notebook nodes about to run (parents running or done), at most
         ``workers`` unused at a time, so kernel start-up overlaps the running nodes."""
-        if self.prewarm_pool is None:
+        if self.kernel_pool is None:
             return
         for nid in order:
             if len(self.kernels) >= self.workers:
@@ -369,13 +369,14 @@ class _Run:
                 continue
             name = kernel_name_of(self.pipeline.resolve(node.filename or ""))
             if name:
-                self.kernels[nid] = self.prewarm_pool.submit(start_kernel, name, self.context(node))
+                ctx = self.context(node)
+                self.kernels[nid] = self.kernel_pool.start(name, ctx.env, ctx.cwd, ctx.log_path)
 
     def drop_kernel(self, nid: str) -> None:
         """Stop the kernel started for a node that will not run."""
         fut = self.kernels.pop(nid, None)
-        if fut is not None and self.prewarm_pool is not None:
-            self.prewarm_pool.submit(lambda: stop_kernel(fut.result()))
+        if fut is not None and self.kernel_pool is not None:
+            self.kernel_pool.drop(fut)
 
     def start(self, pool: ThreadPoolExecutor, nid: str) -> Future:
         node = self.pipeline.nodes[nid]
@@ -426,9 +427,7 @@ class _Run:
         if self.use_prewarm and any(
             self.pipeline.nodes[n].kind == "notebook" for n in self.selected
         ):
-            self.prewarm_pool = ThreadPoolExecutor(
-                max_workers=self.workers, thread_name_prefix="kernel"
-            )
+            self.kernel_pool = KernelPool(self.workers)
         try:
             while True:
                 changed = True
@@ -448,6 +447,7 @@ class _Run:
                                 self.event("not_run", nid)
                                 self.drop_kernel(nid)
                                 changed = True
+                self.prewarm(order)  # ready nodes too: their kernels come from the pool
                 for nid in order:
                     if len(running) >= self.workers:
                         break
@@ -480,8 +480,8 @@ class _Run:
         finally:
             for nid in list(self.kernels):
                 self.drop_kernel(nid)
-            if self.prewarm_pool is not None:
-                self.prewarm_pool.shutdown(wait=True)
+            if self.kernel_pool is not None:
+                self.kernel_pool.close()
         pool.shutdown(wait=True)
 
 
