@@ -21,7 +21,7 @@ from oscar_elyra.auth import BearerAuth, OidcAgentAuth, RefreshTokenAuth, jwt_cl
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import AuthError
-from oscar_elyra.redact import install_log_redaction, redact, register_secret
+from oscar_elyra.redact import install_log_redaction, redact, register_secret, registered_secrets
 
 
 def make_jwt(**claims) -> str:
@@ -292,3 +292,17 @@ def test_user_without_password_is_config_error():
     cfg = ClusterConfig(cluster_id="half", endpoint="http://h", user="oscar")
     with pytest.raises(ConfigError, match="cluster 'half'.*OSCAR_PASSWORD"):
         make_auth(cfg)
+
+
+def test_redact_hides_quoted_and_base64_forms():
+    """A secret with URL-special characters is hidden raw, URL-quoted (as in a query string
+    or a form body) and base64-encoded (as in a Basic header someone logged by hand)."""
+    secret = "p@ss/w0rd+key=1&x"
+    register_secret(secret)
+    quoted = "p%40ss%2Fw0rd%2Bkey%3D1%26x"  # written out, not computed with the same call
+    b64 = "cEBzcy93MHJkK2tleT0xJng="
+    assert base64.b64decode(b64).decode() == secret
+    assert redact(f"raw {secret} end") == "raw *** end"
+    assert redact(f"url ?password={quoted}&next=1") == "url ?password=***&next=1"
+    assert redact(f"blob {b64} end") == "blob *** end"
+    assert {secret, quoted, b64} <= set(registered_secrets())
