@@ -36,7 +36,17 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run if anything the suite started left files in the temp folder."""
+    """Fail the run if anything the suite started left files in the temp folder, or (with
+    OSCAR_ELYRA_TESTS_NO_SKIP set, as in CI) if any test was skipped."""
+    if os.environ.get("OSCAR_ELYRA_TESTS_NO_SKIP") and not hasattr(session.config, "workerinput"):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+        if skipped:
+            reporter.write_line(
+                f"FAILED: {len(skipped)} test(s) skipped with OSCAR_ELYRA_TESTS_NO_SKIP set",
+                red=True,
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     tmp = getattr(session.config, "_oscar_tmp", None)
     if tmp is None:
         return

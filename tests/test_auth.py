@@ -218,9 +218,8 @@ def _tool(dir_: Path, body: str) -> None:
 
 
 def test_oidc_agent_account_via_oidc_token(tmp_path, monkeypatch):
-    """oidc-agent's `oidc-token ACCOUNT` prints an access token; a stand-in tool checks argv."""
-    if shutil.which("oidc-token"):
-        pytest.skip("a real oidc-token is installed; not shadowing it")
+    """oidc-agent's `oidc-token ACCOUNT` prints an access token; a stand-in tool (first on PATH,
+    so it shadows a real oidc-token for this test only) checks argv."""
     token = make_jwt(exp=int(time.time()) + 3600)
     _tool(tmp_path, f'[ "$2" = "my-acct" ] || exit 3\necho {token}\n')
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -238,7 +237,10 @@ def test_oidc_agent_missing_tool(tmp_path, monkeypatch):
         _header(OidcAgentAuth("acct"))
 
 
-@pytest.mark.skipif(shutil.which("oidc-token") is None, reason="oidc-agent not installed")
+@pytest.mark.skipif(
+    shutil.which("oidc-token") is None,
+    reason="oidc-agent not installed: apt-get install oidc-agent",
+)
 def test_real_oidc_agent_without_account_fails_cleanly():
     with pytest.raises(AuthError, match="oidc-token failed"):
         _header(OidcAgentAuth("no-such-account-oscar-elyra"))

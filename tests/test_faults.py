@@ -371,7 +371,7 @@ def tls_server(tmp_path):
     import subprocess
 
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+        pytest.skip("openssl not installed: apt-get install openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [
