@@ -56,6 +56,7 @@ test-min: $(MIN_VENV)/.installed
 MUTATE_TIMEOUT ?= 1800
 MUTANTS ?=
 mutate: $(STAMP)
+	mkdir -p mutants  # before Python starts: a PYTHONPATH entry missing at start-up is never searched
 	$(BIN)/python -m pip install --quiet -e '.[all,mutate]'
 	PYTHONPATH=$(CURDIR)/mutants timeout $(MUTATE_TIMEOUT) $(BIN)/mutmut run --max-children 2 $(MUTANTS) \
 		| tr '\r' '\n' | grep -v '^ *[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]' | tail -n 3
