@@ -270,7 +270,10 @@ def test_log_records_are_redacted(caplog):
             raise RuntimeError(f"failure with {secret}")
         except RuntimeError:
             logger.exception("boom %r", {"password": secret})
-    assert caplog.records
+    assert [r.getMessage() for r in caplog.records] == [
+        "token is ***",
+        "boom {'password': '***'}",
+    ]
     assert secret not in caplog.text
     for record in caplog.records:
         assert secret not in record.getMessage()
@@ -308,3 +311,10 @@ def test_redact_hides_quoted_and_base64_forms():
     assert redact(f"url ?password={quoted}&next=1") == "url ?password=***&next=1"
     assert redact(f"blob {b64} end") == "blob *** end"
     assert {secret, quoted, b64} <= set(registered_secrets())
+    # longest first: a child process replacing them in this order never leaves a longer
+    # form half-replaced (the raw secret is a prefix of nothing, but "abcd" is of "abcdef")
+    register_secret("abcd-short-1")
+    register_secret("abcd-short-1-and-longer")
+    forms = registered_secrets()
+    assert [len(f) for f in forms] == sorted((len(f) for f in forms), reverse=True)
+    assert redact("x abcd-short-1-and-longer y") == "x *** y"
