@@ -21,7 +21,7 @@ from oscar_elyra.auth import BearerAuth, OidcAgentAuth, RefreshTokenAuth, jwt_cl
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.errors import AuthError
-from oscar_elyra.redact import install_log_redaction, redact, register_secret
+from oscar_elyra.redact import install_log_redaction, redact, register_secret, registered_secrets
 
 
 def make_jwt(**claims) -> str:
@@ -218,9 +218,8 @@ def _tool(dir_: Path, body: str) -> None:
 
 
 def test_oidc_agent_account_via_oidc_token(tmp_path, monkeypatch):
-    """oidc-agent's `oidc-token ACCOUNT` prints an access token; a stand-in tool checks argv."""
-    if shutil.which("oidc-token"):
-        pytest.skip("a real oidc-token is installed; not shadowing it")
+    """oidc-agent's `oidc-token ACCOUNT` prints an access token; a stand-in tool (first on PATH,
+    so it shadows a real oidc-token for this test only) checks argv."""
     token = make_jwt(exp=int(time.time()) + 3600)
     _tool(tmp_path, f'[ "$2" = "my-acct" ] || exit 3\necho {token}\n')
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -238,7 +237,10 @@ def test_oidc_agent_missing_tool(tmp_path, monkeypatch):
         _header(OidcAgentAuth("acct"))
 
 
-@pytest.mark.skipif(shutil.which("oidc-token") is None, reason="oidc-agent not installed")
+@pytest.mark.skipif(
+    shutil.which("oidc-token") is None,
+    reason="oidc-agent not installed: apt-get install oidc-agent",
+)
 def test_real_oidc_agent_without_account_fails_cleanly():
     with pytest.raises(AuthError, match="oidc-token failed"):
         _header(OidcAgentAuth("no-such-account-oscar-elyra"))
@@ -268,7 +270,10 @@ def test_log_records_are_redacted(caplog):
             raise RuntimeError(f"failure with {secret}")
         except RuntimeError:
             logger.exception("boom %r", {"password": secret})
-    assert caplog.records
+    assert [r.getMessage() for r in caplog.records] == [
+        "token is ***",
+        "boom {'password': '***'}",
+    ]
     assert secret not in caplog.text
     for record in caplog.records:
         assert secret not in record.getMessage()
@@ -292,3 +297,24 @@ def test_user_without_password_is_config_error():
     cfg = ClusterConfig(cluster_id="half", endpoint="http://h", user="oscar")
     with pytest.raises(ConfigError, match="cluster 'half'.*OSCAR_PASSWORD"):
         make_auth(cfg)
+
+
+def test_redact_hides_quoted_and_base64_forms():
+    """A secret with URL-special characters is hidden raw, URL-quoted (as in a query string
+    or a form body) and base64-encoded (as in a Basic header someone logged by hand)."""
+    secret = "p@ss/w0rd+key=1&x"
+    register_secret(secret)
+    quoted = "p%40ss%2Fw0rd%2Bkey%3D1%26x"  # written out, not computed with the same call
+    b64 = "cEBzcy93MHJkK2tleT0xJng="
+    assert base64.b64decode(b64).decode() == secret
+    assert redact(f"raw {secret} end") == "raw *** end"
+    assert redact(f"url ?password={quoted}&next=1") == "url ?password=***&next=1"
+    assert redact(f"blob {b64} end") == "blob *** end"
+    assert {secret, quoted, b64} <= set(registered_secrets())
+    # longest first: a child process replacing them in this order never leaves a longer
+    # form half-replaced (the raw secret is a prefix of nothing, but "abcd" is of "abcdef")
+    register_secret("abcd-short-1")
+    register_secret("abcd-short-1-and-longer")
+    forms = registered_secrets()
+    assert [len(f) for f in forms] == sorted((len(f) for f in forms), reverse=True)
+    assert redact("x abcd-short-1-and-longer y") == "x *** y"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from oscar_elyra.cli import main
 from oscar_elyra.examples.digits import sample_digits
 
-pytest.importorskip("deepaas")
+pytest.importorskip("deepaas", reason="deepaas not installed: pip install -e '.[local]'")
 
 
 @pytest.fixture(scope="module")

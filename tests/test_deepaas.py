@@ -26,7 +26,7 @@ from oscar_elyra.errors import ServiceError, ValidationError
 from oscar_elyra.examples.digits import sample_digits
 from oscar_elyra.session import connect
 
-pytest.importorskip("deepaas")
+pytest.importorskip("deepaas", reason="deepaas not installed: pip install -e '.[local]'")
 
 SERVICE = "deepaas-digits"
 

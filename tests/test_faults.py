@@ -26,7 +26,9 @@ from oscar_elyra.errors import (
     NotFoundError,
     ServiceError,
     TimeoutError,
+    UnsafePathError,
 )
+from oscar_elyra.storage import ObjectStore
 
 SERVICE_TOKEN = "f" * 24 + "0123456789abcdef" * 2 + "e" * 8  # 64 hex chars
 PASSWORD = "fault-server-password-31337"
@@ -369,7 +371,7 @@ def tls_server(tmp_path):
     import subprocess
 
     if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
+        pytest.skip("openssl not installed: apt-get install openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         [
@@ -414,3 +416,38 @@ def test_tls_verification_on_by_default(tls_server):
     insecure = OscarClient(cfg.with_(ssl_verify=False))
     assert insecure.info() == {"version": "tls"}
     assert insecure.health() is True
+
+
+# ---------------------------------------------------------------- S3 listings AWS allows
+
+
+def _listing(bucket: str, keys: list[str]) -> bytes:
+    items = "".join(
+        f"<Contents><Key>{k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+        f'<ETag>"0123456789abcdef0123456789abcdef"</ETag><Size>4</Size>'
+        "<StorageClass>STANDARD</StorageClass></Contents>"
+        for k in keys
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>{bucket}</Name><Prefix>tree/</Prefix><KeyCount>{len(keys)}</KeyCount>"
+        f"<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{items}</ListBucketResult>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "bad_key", ["tree/a/../../../outside/x.txt", "tree/../x.txt", "tree//abs/x.txt"]
+)
+def test_download_dir_refuses_keys_leaving_the_folder(server, tmp_path, bad_key):
+    """AWS S3 stores keys with ``..`` or a leading ``/`` after the prefix: download_dir refuses
+    them before anything is fetched or written."""
+    server.route("GET", "/bkt", (200, _listing("bkt", ["tree/ok.txt", bad_key])))
+    store = ObjectStore(
+        server.url, "ak-fault", "sk-fault-secret", region="us-east-1", progress=False
+    )
+    dest = tmp_path / "a" / "b" / "dest"
+    with pytest.raises(UnsafePathError, match="refusing"):
+        store.download_dir("bkt/tree", dest)
+    assert [k for k in server.hits if k[1] != "/bkt"] == []  # no object was fetched
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == []

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from oscar_elyra.errors import NotFoundError, UnsafePathError, ValidationError
+from oscar_elyra.errors import NotFoundError, ServiceError, UnsafePathError, ValidationError
 from oscar_elyra.invoke import Result, run
 
 
@@ -47,6 +47,21 @@ def client(client):
             ' "$TMP_OUTPUT_DIR/evil.zip"
             """
         ),
+        # a single output that is a zip holding a symlink to a file outside the output folder
+        "c-zipsym": textwrap.dedent(
+            """\
+            python3 -c '
+            import sys, zipfile
+            with zipfile.ZipFile(sys.argv[1], "w") as z:
+                z.writestr("ok.txt", "fine")
+                link = zipfile.ZipInfo("passwd-link")
+                link.external_attr = 0o120777 << 16
+                z.writestr(link, "/etc/passwd")
+            ' "$TMP_OUTPUT_DIR/links.zip"
+            """
+        ),
+        # a single output that starts like a zip but is not one
+        "c-zipbad": "printf 'PK\\003\\004 not really a zip archive' > \"$TMP_OUTPUT_DIR/bad.bin\"",
     }.items():
         cl.apply_service({"name": name, "image": "local", "script": script})
     return cl
@@ -124,6 +139,21 @@ def test_zip_slip_refused(client, tmp_path):
         run("c-zipslip", "x", dest, client=client)
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "deep" / "evil.txt").exists()
     assert not dest.exists() or list(dest.rglob("*")) == []  # nothing half-extracted
+
+
+def test_zip_symlink_member_refused(client, tmp_path):
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafePathError, match="refusing symlink member 'passwd-link'"):
+        run("c-zipsym", "x", dest, client=client)
+    assert not dest.exists() or list(dest.rglob("*")) == []  # nothing half-extracted
+
+
+def test_corrupt_zip_answer(client, tmp_path):
+    dest = tmp_path / "out"
+    with pytest.raises(ServiceError, match="the service answered a corrupt zip archive"):
+        run("c-zipbad", "x", dest, client=client)
+    assert not dest.exists() or list(dest.rglob("*")) == []
+    assert list(tmp_path.iterdir()) in ([], [dest])  # no temp file left next to it
 
 
 def test_bad_input(client, tmp_path):

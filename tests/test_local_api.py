@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -380,7 +381,9 @@ def test_async_env_bucket_and_post_job(cluster, oscar_schema):
         assert f"{name}-{env['JOB_UUID']}" in jobs
         assert env["GREETING"] == "hi"
         assert env["OSCAR_PASSWORD"] is None and env["AWS_SECRET_ACCESS_KEY"] is None
-        assert env["python3"] == os.path.join(os.path.dirname(sys.executable), "python3")
+        # the job's python3 is the interpreter running the cluster (symlinks resolved: a venv's
+        # python3 -> python -> /usr/bin/python3.x, and sys.executable may name any of them)
+        assert Path(env["python3"]).resolve() == Path(sys.executable).resolve()
     assert bucket_env["input"] == "AAA"
     event = json.loads(bucket_env["EVENT"])
     assert event["Records"][0]["s3"]["bucket"]["name"] == name

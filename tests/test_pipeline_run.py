@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -230,3 +234,120 @@ def test_notebooks_source_unchanged_and_failing_cell(tmp_path, monkeypatch):
     assert not (tmp_path / "after.out").exists()
     report = (tmp_path / "run" / "report.html").read_text()
     assert "broken cell" in report and "http" not in report.split("<body>")[0]
+
+
+def _max_overlap(spans: list[tuple]) -> int:
+    """The largest number of [start, end) intervals open at the same instant."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    open_, most = 0, 0
+    for _, step in events:  # an end sorts before a start at the same instant (-1 < 1)
+        open_ += step
+        most = max(most, open_)
+    return most
+
+
+def test_failure_stops_every_descendant(tmp_path, monkeypatch):
+    """a fails: its child, grandchild and great-grandchild are all not_run (not left pending),
+    each naming the upstream node that stopped it; the run is failed."""
+    names = ["a", "b", "c", "d"]
+    _scripts(tmp_path, *names)
+    monkeypatch.setenv("FAIL_a", "1")
+    a = node("a", "a.py")
+    b = node("b", "b.py", parents=[a])
+    c = node("c", "c.py", parents=[b])
+    d = node("d", "d.py", parents=[c])
+    path = write_pipeline(tmp_path / "chain.pipeline", pipeline([a, b, c, d]))
+    result = run_pipeline(path, run_dir=tmp_path / "run", workers=2)
+    assert result.record["status"] == "failed"
+    status = {r["label"]: r["status"] for r in read_run(tmp_path / "run")["nodes"]}
+    assert status == {"a": "failed", "b": "not_run", "c": "not_run", "d": "not_run"}
+    assert result.by_label("b")["error"]["message"] == "upstream node 'a' did not succeed"
+    assert result.by_label("d")["error"]["message"] == "upstream node 'c' did not succeed"
+    assert sorted(p.stem for p in tmp_path.glob("*.out")) == ["a"]
+
+
+def test_workers_bound_running_nodes(tmp_path, monkeypatch):
+    """5 independent nodes, --workers 2: at most 2 are running at any instant, both in the
+    run record and in the node processes' own clocks; all 5 succeed."""
+    names = [f"n{i}" for i in range(5)]
+    _scripts(tmp_path, *names)
+    for n in names:
+        monkeypatch.setenv(f"SLEEP_{n}", "0.5")
+    path = write_pipeline(tmp_path / "wide.pipeline", pipeline([node(n, f"{n}.py") for n in names]))
+    result = run_pipeline(path, workers=2, run_dir=tmp_path / "run")
+    assert result.ok
+    recorded = [_interval(result.by_label(n)) for n in names]
+    assert _max_overlap(recorded) == 2  # the limit is used, and never exceeded
+    processes = [(_seen(tmp_path, n)["t0"], _seen(tmp_path, n)["t1"]) for n in names]
+    assert _max_overlap(processes) <= 2
+
+
+def test_resume_damaged_run_record(tmp_path):
+    """--resume on a run dir whose run.json is cut short: one clear line, exit 2, the damaged
+    record left as it was (nothing run, nothing rewritten)."""
+    _scripts(tmp_path, "a")
+    path = write_pipeline(tmp_path / "p.pipeline", pipeline([node("a", "a.py")]))
+    run_dir = tmp_path / "run"
+    assert run_pipeline(path, run_dir=run_dir).ok
+    (tmp_path / "a.out").unlink()
+    damaged = (run_dir / "run.json").read_bytes()[:40]
+    (run_dir / "run.json").write_bytes(damaged)
+    res = CliRunner().invoke(main, ["run", str(path), "--resume", str(run_dir)])
+    assert res.exit_code == 2, res.output
+    assert f"{run_dir / 'run.json'} is not valid JSON: the run record is damaged" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert (run_dir / "run.json").read_bytes() == damaged
+    assert not (tmp_path / "a.out").exists()
+
+
+HANG = """import os, pathlib, time
+pathlib.Path("hang.pid").write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def test_ctrl_c_stops_nodes_and_records_interruption(tmp_path):
+    """SIGINT to `oscar-elyra run` while a node runs: the node's process is stopped, run.json
+    says interrupted (the running node failed, the one after it not_run), exit code not 0."""
+    (tmp_path / "hang.py").write_text(HANG)
+    _scripts(tmp_path, "after")
+    hang = node("hang", "hang.py")
+    path = write_pipeline(
+        tmp_path / "int.pipeline", pipeline([hang, node("after", "after.py", parents=[hang])])
+    )
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from oscar_elyra.cli import main; main()"]
+    proc = subprocess.Popen(
+        [*cmd, "run", str(path), "--run-dir", str(run_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    node_proc = None
+    try:
+        deadline = time.monotonic() + 60
+        pid_file = tmp_path / "hang.pid"
+        while not (pid_file.is_file() and pid_file.read_text()):
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the node never started"
+            time.sleep(0.05)
+        node_proc = psutil.Process(int(pid_file.read_text()))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode != 0, out.decode()
+        try:
+            node_proc.wait(timeout=30)
+        except psutil.TimeoutExpired:
+            raise AssertionError("the interrupted run left its node process running") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if node_proc is not None and node_proc.is_running():
+            node_proc.kill()
+    rec = read_run(run_dir)
+    assert rec["status"] == "interrupted"
+    status = {n["label"]: (n["status"], (n["error"] or {}).get("message")) for n in rec["nodes"]}
+    assert status == {"hang": ("failed", "interrupted"), "after": ("not_run", "interrupted")}
+    assert not (tmp_path / "after.out").exists()

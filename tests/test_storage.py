@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oscar_elyra._paths import FILE_MODE, safe_join
+from oscar_elyra._paths import safe_join
 from oscar_elyra._paths import safe_join_fast as _safe_join_fast
 from oscar_elyra.errors import (
     AuthError,
@@ -62,6 +62,18 @@ def test_parse_uri_default_bucket_and_errors():
     for bad in ["", "   ", "http://host/b/k", "s3:///k", "bad bucket/k"]:
         with pytest.raises(ValidationError):
             parse_uri(bad)
+
+
+def _open_mode(tmp_path: Path) -> int:
+    """The mode open() gives a new file here (0666 & ~umask), found without the code under test."""
+    probe = tmp_path / f"probe-{uuid.uuid4().hex}"
+    probe.write_bytes(b"")
+    mode = probe.stat().st_mode & 0o777
+    probe.unlink()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
+    return mode
 
 
 def test_safe_join(tmp_path):
@@ -117,7 +129,7 @@ def test_file_roundtrip_multipart_and_ranged(store, prefix, tmp_path):
     dest.mkdir()
     out = store.get_file(info.uri, dest)  # directory target keeps the name; parallel ranges
     assert out == dest / "big.bin" and sha(out.read_bytes()) == sha(data)
-    assert out.stat().st_mode & 0o777 == FILE_MODE  # like open(), not mkstemp's 0600
+    assert out.stat().st_mode & 0o777 == _open_mode(tmp_path)  # like open(), not mkstemp's 0600
     out2 = store.get_file(info.uri, tmp_path / "x" / "serial.bin", _parallel=1)
     assert sha(out2.read_bytes()) == sha(data)
     with store.open(info.uri) as body:
@@ -243,3 +255,34 @@ def test_small_reads_take_one_request_each(s3, store, prefix, tmp_path):
     assert methods.count("HEAD") == 0
     assert methods.count("GET") == 1 + 1 + 5  # get_bytes, one listing, five objects
     assert sorted(p.name for p in (tmp_path / "few").iterdir()) == [f"{i}.bin" for i in range(5)]
+
+
+def test_download_dir_refuses_unsafe_keys(store, prefix, tmp_path):
+    """A key under a folder of the target that is a symlink to elsewhere is refused before
+    anything is written."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # SeaweedFS refuses keys with ".." (AWS S3 takes them: tests/test_faults.py lists some)
+    with pytest.raises(ValidationError, match="'..' path segment is not supported"):
+        store.put_bytes(b"gotcha", f"{prefix}/evil/a/../../../outside/x.txt")
+    store.put_bytes(b"data", f"{prefix}/linked/d/y.txt")
+    store.put_bytes(b"more", f"{prefix}/linked/z.txt")
+    dest2 = tmp_path / "dest2"
+    dest2.mkdir()
+    (dest2 / "d").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        store.download_dir(f"{prefix}/linked", dest2)
+    assert list(outside.iterdir()) == [] and not (dest2 / "z.txt").exists()
+
+
+def test_downloaded_files_get_the_usual_mode(store, prefix, tmp_path):
+    store.put_bytes(b"a" * 10, f"{prefix}/m/one.txt")
+    store.put_bytes(b"b" * 10, f"{prefix}/m/sub/two.txt")
+    paths = store.download_dir(f"{prefix}/m", tmp_path / "d")
+    single = store.get_file(f"{prefix}/m/one.txt", tmp_path / "single.txt")
+    want = _open_mode(tmp_path)
+    assert {p.name: p.stat().st_mode & 0o777 for p in [*paths, single]} == {
+        "one.txt": want,
+        "two.txt": want,
+        "single.txt": want,
+    }
