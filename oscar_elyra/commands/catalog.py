@@ -10,12 +10,7 @@ import click
 
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.elyra import CATALOG_INSTANCE
-from oscar_elyra.elyra.catalog import (
-    extension_enabled_for_user,
-    install_catalog,
-    set_extension_for_user,
-    uninstall_catalog,
-)
+from oscar_elyra.elyra.catalog import install_catalog, set_created_at_start, uninstall_catalog
 
 
 @click.group("catalog")
@@ -29,8 +24,8 @@ def catalog() -> None:
 def install(state: CliState, name: str | None) -> None:
     """Register the OSCAR component catalog (idempotent); reload JupyterLab to see it."""
     outcome = install_catalog(name)
-    if not name and extension_enabled_for_user() is False:
-        set_extension_for_user(True)  # undo an earlier `catalog uninstall`
+    if not name:
+        set_created_at_start(True)  # undo an earlier `catalog uninstall`
     state.emit(
         {"catalog": name or CATALOG_INSTANCE, "result": outcome},
         f"OSCAR component catalog {outcome}; reload JupyterLab to see the 'OSCAR' category "
@@ -48,14 +43,8 @@ def uninstall(state: CliState, name: str | None) -> None:
     (`oscar-elyra catalog install` undoes that).
     """
     removed = uninstall_catalog(name)
-    disabled = None
+    human = "OSCAR component catalog " + ("removed." if removed else "was not installed.")
     if not name:
-        disabled = str(set_extension_for_user(False))
-    human = (
-        "OSCAR component catalog removed."
-        if removed
-        else "OSCAR component catalog was not installed."
-    )
-    if disabled:
-        human += f" Jupyter will not create it again at start ({disabled})."
-    state.emit({"catalog": name or CATALOG_INSTANCE, "removed": removed, "disabled": disabled}, human)
+        set_created_at_start(False)
+        human += " Jupyter will not create it again at start."
+    state.emit({"catalog": name or CATALOG_INSTANCE, "removed": removed}, human)

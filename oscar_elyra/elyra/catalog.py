@@ -9,9 +9,11 @@ instance through Elyra's own ``MetadataManager`` from its *start* hook, which ju
 once every extension (Elyra included) is loaded: Elyra's component cache exists by then and
 picks the new catalog up before the first palette request.
 
-``oscar-elyra catalog uninstall`` removes the instance and disables the extension for the user
-(``jupyter_server_config.d/oscar_elyra.json`` in the user's Jupyter config dir), so the palette
-stays away; ``catalog install`` creates the instance and enables the extension again.
+``oscar-elyra catalog uninstall`` removes the instance and records, next to it in the user's
+Jupyter data dir (``oscar_elyra/catalog.json``), that the extension must not create it again;
+``catalog install`` creates the instance and drops that record. (A user-level
+``jupyter server extension disable`` would not do: in a virtual environment Jupyter gives the
+environment's config, which enables the extension, priority over the user's.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_config_dir
+from jupyter_core.paths import jupyter_data_dir
 
 from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.elyra import CATALOG_INSTANCE, CATALOG_TYPE, CATEGORY
@@ -28,10 +30,10 @@ from oscar_elyra.errors import ConfigError
 
 __all__ = [
     "EXTENSION",
+    "created_at_start",
     "ensure_catalog",
-    "extension_enabled_for_user",
     "install_catalog",
-    "set_extension_for_user",
+    "set_created_at_start",
     "uninstall_catalog",
 ]
 
@@ -123,33 +125,28 @@ def uninstall_catalog(name: str | None = None) -> bool:
     return True
 
 
-def _user_extension_file() -> Path:
-    return Path(jupyter_config_dir()) / "jupyter_server_config.d" / f"{EXTENSION}.json"
+def _settings_file() -> Path:
+    # next to Elyra's metadata (the user's Jupyter data dir), where the catalog instance lives
+    return Path(jupyter_data_dir()) / "oscar_elyra" / "catalog.json"
 
 
-def extension_enabled_for_user() -> bool | None:
-    """What the user's Jupyter config says about the extension: True, False or None (nothing)."""
-    path = _user_extension_file()
+def created_at_start() -> bool:
+    """Whether the extension creates the catalog at server start (False after an uninstall)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_settings_file().read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    value = data.get("ServerApp", {}).get("jpserver_extensions", {}).get(EXTENSION)
-    return value if isinstance(value, bool) else None
+        return True
+    return data.get("create_at_start") is not False
 
 
-def set_extension_for_user(enabled: bool) -> Path:
-    """Enable or disable the extension in the user's Jupyter config (the file jupyter_server's
-    ``jupyter server extension enable|disable --user`` writes); returns that file."""
-    path = _user_extension_file()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except ValueError:
-        data = {}
-    data.setdefault("ServerApp", {}).setdefault("jpserver_extensions", {})[EXTENSION] = enabled
+def set_created_at_start(enabled: bool) -> None:
+    """Let the extension create the catalog at server start, or not (``catalog uninstall``)."""
+    path = _settings_file()
+    if enabled:
+        path.unlink(missing_ok=True)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, data)
-    return path
+    write_json_atomic(path, {"create_at_start": False})
 
 
 # ----------------------------------------------------------------------------- server extension
@@ -162,6 +159,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
     """Create the OSCAR catalog instance if missing; never stops the server."""
+    if not created_at_start():
+        serverapp.log.info(
+            "oscar_elyra: OSCAR palette catalog uninstalled by the user; not created"
+        )
+        return
     try:
         outcome = ensure_catalog()
     except Exception as exc:  # noqa: BLE001 - a palette problem must not stop Jupyter
