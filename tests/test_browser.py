@@ -248,3 +248,23 @@ def test_run_report_previews_offline(page, servers):
     assert confusion.evaluate("e => e.complete && e.naturalWidth") > 0
     # nothing loaded but the page itself (images are inline data)
     assert [u for u in requested if not u.startswith(("file:", "data:", "about:"))] == []
+
+
+def test_node_notebooks_show_their_results(servers):
+    """The executed notebooks of that run: predictions as a table, no TqdmWarning."""
+    _, _, _, run_dir = servers
+    notebooks = sorted(run_dir.glob("nodes/*/*.ipynb"))
+    assert len(notebooks) == 4
+    for path in notebooks:
+        assert "TqdmWarning" not in path.read_text(), path.name  # ipywidgets is installed
+    digits = json.loads(
+        next(p for p in notebooks if p.parent.name.startswith("digits")).read_text()
+    )
+    tables = [
+        "".join(o["data"]["text/html"])
+        for cell in digits["cells"]
+        for o in cell.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
+    assert len(tables) == 2  # the artifact list, then the predictions
+    assert "<th>digit</th>" in tables[1] and "<th>file</th>" in tables[1]
