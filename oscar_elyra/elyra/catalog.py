@@ -18,6 +18,7 @@ environment's config, which enables the extension, priority over the user's.)
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 async def _start_jupyter_server_extension(serverapp: Any) -> None:
     """Create the OSCAR catalog instance if missing; never stops the server."""
+    if importlib.util.find_spec("elyra") is None:  # a slim install: no pipeline editor to serve
+        serverapp.log.debug("oscar_elyra: Elyra is not installed; no OSCAR palette")
+        return
     if not created_at_start():
         serverapp.log.info(
             "oscar_elyra: OSCAR palette catalog uninstalled by the user; not created"
