@@ -89,7 +89,10 @@ def servers(tmp_path_factory, cluster_env):
         "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
         "JUPYTER_DATA_DIR": str(jupyter / "data"),
         "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
+        # what server extensions leave in temp files stays in the throwaway dirs
+        "TMPDIR": str(jupyter / "tmp"),
     }
+    (jupyter / "tmp").mkdir(parents=True, exist_ok=True)
     lab_log = open(root / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
     lab = subprocess.Popen(
         [

@@ -241,7 +241,10 @@ def test_jupyter_server_start_creates_the_palette(tmp_path):
         "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
         "JUPYTER_DATA_DIR": str(tmp_path / "data"),
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        # what server extensions leave in temp files stays in the throwaway dirs
+        "TMPDIR": str(tmp_path / "tmp"),
     }
+    (tmp_path / "tmp").mkdir(parents=True, exist_ok=True)
     (tmp_path / "root").mkdir()
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
