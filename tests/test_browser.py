@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from jupyter_dirs import free_port, stop, throwaway_env
 
 from oscar_elyra.elyra import component_files
 
@@ -44,25 +44,9 @@ pytestmark = pytest.mark.slow
 LOAD = 90_000  # ms: first loads of JupyterLab and the pipeline editor on a busy machine
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _labels(pipeline: Path) -> list[str]:
     doc = json.loads(pipeline.read_text())
     return sorted(n["app_data"]["label"] for n in doc["pipelines"][0]["nodes"])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +67,8 @@ def servers(tmp_path_factory, cluster_env):
     settings = jupyter / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    port, token = _free_port(), uuid.uuid4().hex
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "ELYRA_"))},
-        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
-        "JUPYTER_DATA_DIR": str(jupyter / "data"),
-        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
-        # what server extensions leave in temp files stays in the throwaway dirs
-        "TMPDIR": str(jupyter / "tmp"),
-    }
-    (jupyter / "tmp").mkdir(parents=True, exist_ok=True)
+    port, token = free_port(), uuid.uuid4().hex
+    env = throwaway_env(jupyter)
     lab_log = open(root / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
     lab = subprocess.Popen(
         [
@@ -134,8 +110,8 @@ def servers(tmp_path_factory, cluster_env):
         assert runner.returncode == 0, out.decode(errors="replace")[-3000:]
         yield url, token, ws, run_dir
     finally:
-        _stop(runner)
-        _stop(lab)
+        stop(runner)
+        stop(lab)
         lab_log.close()
 
 

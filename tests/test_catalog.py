@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import pytest
 import requests
 import yaml
 from click.testing import CliRunner
+from jupyter_dirs import free_port, stop, throwaway_env
 
 from oscar_elyra.elyra import (
     CATALOG_INSTANCE,
@@ -202,12 +201,6 @@ def test_install_refuses_to_replace_a_foreign_catalog(tmp_path, monkeypatch, oth
     assert "already exists" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _palette(server: subprocess.Popen, url: str, token: str, deadline: float) -> dict:
     """The palette categories (label -> component labels) once OSCAR is among them; {} when
     the server exits or the deadline passes first."""
@@ -235,16 +228,8 @@ def _palette(server: subprocess.Popen, url: str, token: str, deadline: float) ->
 def test_jupyter_server_start_creates_the_palette(tmp_path):
     """A Jupyter server started with fresh Jupyter dirs and no other command serves the OSCAR
     palette category with every component, and the catalog instance is stored."""
-    port, token = _free_port(), uuid.uuid4().hex
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "ELYRA_"))},
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        # what server extensions leave in temp files stays in the throwaway dirs
-        "TMPDIR": str(tmp_path / "tmp"),
-    }
-    (tmp_path / "tmp").mkdir(parents=True, exist_ok=True)
+    port, token = free_port(), uuid.uuid4().hex
+    env = throwaway_env(tmp_path)
     (tmp_path / "root").mkdir()
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
@@ -259,15 +244,10 @@ def test_jupyter_server_start_creates_the_palette(tmp_path):
     try:
         categories = _palette(server, url, token, time.monotonic() + 180)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.close()
     server_log = (tmp_path / "server.log").read_text(errors="replace")[-3000:]
     names = sorted(yaml.safe_load(p.read_text())["name"] for p in component_files())
-    assert categories.get("OSCAR") == names, server_log
+    assert categories.get("OSCAR") == names, f"palette: {categories}\n{server_log}"
     stored = tmp_path / "data" / "metadata" / "component-catalogs" / f"{CATALOG_INSTANCE}.json"
     assert stored.is_file() and CATALOG_TYPE in stored.read_text()

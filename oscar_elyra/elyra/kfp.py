@@ -32,6 +32,7 @@ SECRET_KEYS = {
     "refresh_token": "OSCAR_REFRESH_TOKEN",
     "token_endpoint": "OSCAR_TOKEN_ENDPOINT",
     "client_id": "OSCAR_CLIENT_ID",
+    "service_token": "OSCAR_SERVICE_TOKEN",
     "ssl_verify": "OSCAR_SSL_VERIFY",
 }
 
@@ -49,28 +50,23 @@ def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
 
 
 def _secret_data(config: ClusterConfig) -> dict[str, str]:
-    if not (config.password or config.token or config.refresh_token):
+    """The Secret's keys: ``config``'s ``OSCAR_*`` variables that work from a pod."""
+    env = config.to_env()
+    data = {key: env[var] for key, var in SECRET_KEYS.items() if env.get(var)}
+    if not config.password:
+        data.pop("user", None)  # a user name only goes with a password
+    if not {"password", "token", "refresh_token", "service_token"} & set(data):
+        local = "an oidc-agent account" if config.oidc_account else "a token file"
         how = (
-            "an oidc-agent account works only on this machine"
-            if config.oidc_account
+            f"{local} works only on this machine"
+            if config.oidc_account or config.token_file
             else "no password or token is configured"
         )
         raise ConfigError(
             f"cluster {config.cluster_id!r}: {how}; set OSCAR_USER and OSCAR_PASSWORD, or "
             "OSCAR_REFRESH_TOKEN (with OSCAR_TOKEN_ENDPOINT and OSCAR_CLIENT_ID), or OSCAR_TOKEN"
         )
-    values = {
-        "endpoint": config.endpoint,
-        "cluster_id": config.cluster_id,
-        "user": config.user if config.password else None,
-        "password": config.password,
-        "token": config.token,
-        "refresh_token": config.refresh_token,
-        "token_endpoint": config.token_endpoint,
-        "client_id": config.client_id,
-        "ssl_verify": "true" if config.ssl_verify else "false",
-    }
-    return {k: v for k, v in values.items() if v}
+    return data
 
 
 def credentials_objects(
