@@ -41,9 +41,11 @@ __all__ = [
 #: the Jupyter server extension's name (the package that holds its entry points)
 EXTENSION = "oscar_elyra"
 
+#: metadata of the bundled components' catalog
 _WANTED = {
     "description": "OSCAR serverless services: invoke, upload, download, deploy",
     "runtime_type": "KUBEFLOW_PIPELINES",
+    "components": "bundled",  # the schema's default, which Elyra fills in
     "categories": [CATEGORY],
 }
 
@@ -68,33 +70,45 @@ def _existing(manager: Any, name: str) -> Any:
         return None
 
 
-def _instance(name: str) -> Any:
+def _instance(name: str, display_name: str, metadata: dict) -> Any:
     from elyra.metadata.metadata import Metadata  # optional heavy dependency (elyra)
 
     return Metadata(
-        name=name,
-        display_name="OSCAR components",
-        schema_name=CATALOG_TYPE,
-        metadata=dict(_WANTED),
+        name=name, display_name=display_name, schema_name=CATALOG_TYPE, metadata=dict(metadata)
     )
 
 
-def install_catalog(name: str | None = None) -> str:
-    """Create or refresh the OSCAR catalog instance; returns "created", "updated" or "unchanged"."""
+def install_catalog(
+    name: str | None = None,
+    *,
+    display_name: str = "OSCAR components",
+    metadata: dict | None = None,
+    refresh: bool = False,
+) -> str:
+    """Create or refresh the OSCAR catalog instance; returns "created", "updated" or "unchanged".
+
+    ``metadata`` replaces the bundled components' (the user catalog of ``palette add``
+    passes its own); with ``refresh`` an unchanged instance is saved again, which tells a
+    running JupyterLab to re-read its components (Elyra's component cache manifest).
+    """
     name = name or CATALOG_INSTANCE
+    wanted = metadata or _WANTED
     manager = _manager()
     existing = _existing(manager, name)
+    instance = _instance(name, display_name, wanted)
     if existing is None:
-        manager.create(name, _instance(name))
+        manager.create(name, instance)
         return "created"
     if existing.schema_name != CATALOG_TYPE:
         raise ConfigError(
             f"A component catalog named {name!r} of type {existing.schema_name!r} already exists; "
             "choose another name with --name"
         )
-    if existing.metadata == _WANTED:
+    if existing.metadata == wanted:
+        if refresh:
+            manager.update(name, instance)
         return "unchanged"
-    manager.update(name, _instance(name))
+    manager.update(name, instance)
     return "updated"
 
 
@@ -106,7 +120,7 @@ def ensure_catalog() -> str:
     manager = _manager()
     if _existing(manager, CATALOG_INSTANCE) is not None:
         return "present"
-    manager.create(CATALOG_INSTANCE, _instance(CATALOG_INSTANCE))
+    manager.create(CATALOG_INSTANCE, _instance(CATALOG_INSTANCE, "OSCAR components", _WANTED))
     return "created"
 
 
