@@ -17,8 +17,9 @@ RUN touch README.md \
  && pip install . "scikit-learn>=1.3,<2" "pillow>=10,<14" "numpy>=1.24" \
  && useradd --create-home --uid 1000 oscar
 
-# Connection settings and secrets come from the environment (Elyra: Kubernetes secrets):
-# OSCAR_ENDPOINT, OSCAR_USER, OSCAR_PASSWORD or OSCAR_TOKEN, OSCAR_SSL_VERIFY.
+# Connection settings and secrets come from the environment: OSCAR_ENDPOINT, OSCAR_USER,
+# OSCAR_PASSWORD or OSCAR_TOKEN / OSCAR_REFRESH_TOKEN, OSCAR_SSL_VERIFY. On Kubeflow a PodDefault
+# injects them into pods labelled oscar-credentials=true (`oscar-elyra kfp credentials`).
 USER 1000
 WORKDIR /home/oscar
 CMD ["python", "-m", "oscar_elyra.palette"]

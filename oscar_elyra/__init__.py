@@ -53,3 +53,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter server extension: creates the OSCAR palette catalog when Jupyter starts
+    (enabled by ``etc/jupyter/jupyter_server_config.d/oscar_elyra.json``, installed with the
+    package)."""
+    return [{"module": "oscar_elyra.elyra.catalog"}]

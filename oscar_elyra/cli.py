@@ -77,6 +77,7 @@ def _register() -> None:
         ("data", ["job", "map", "put", "get", "ls"]),
         ("buckets", ["buckets", "rm"]),
         ("catalog", ["catalog"]),
+        ("kfp", ["kfp"]),
         ("pipeline", ["validate", "describe"]),
         ("run", ["run"]),
         ("deepaas", ["deepaas"]),

@@ -7,14 +7,27 @@ import argparse
 import hashlib
 import importlib
 import re
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import entrypoints
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner
+from jupyter_dirs import free_port, stop, throwaway_env
 
-from oscar_elyra.elyra import CATALOG_TYPE, COMPONENT_IMAGE, component_files, components_dir
+from oscar_elyra.elyra import (
+    CATALOG_INSTANCE,
+    CATALOG_TYPE,
+    COMPONENT_IMAGE,
+    component_files,
+    components_dir,
+)
+from oscar_elyra.elyra.catalog import EXTENSION, created_at_start
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
@@ -69,8 +82,9 @@ def test_each_component_parses_with_elyra_and_kfp():
         [component] = parser.parse(entry)
         assert component.name.startswith("OSCAR ")
         props = {p.ref: p for p in component.properties}
-        outputs = [p for p in props.values() if p.allowed_input_types == [None]]
-        assert len(outputs) == 1, entry.entry_reference
+        outputs = [p.ref for p in props.values() if p.allowed_input_types == [None]]
+        want = ["output_files", "output_manifest"] if "download" in component.name else None
+        assert (sorted(outputs) == want) if want else len(outputs) == 1, entry.entry_reference
         for ref, prop in props.items():
             if ref.endswith("manifest") and not ref.startswith("output_"):
                 assert prop.allowed_input_types == ["inputpath"]  # wired with inputpath widgets
@@ -126,11 +140,24 @@ def test_dockerfile_and_top_level_components_agree():
         assert p.resolve() == (components_dir() / p.name).resolve()
 
 
+def _extension_enabled() -> bool | None:
+    """Whether Jupyter servers started now load the oscar_elyra extension (all config levels,
+    merged as jupyter_server merges them)."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    manager = ExtensionConfigManager(read_config_path=jupyter_config_path())
+    return manager.get_jpserver_extensions().get(EXTENSION)
+
+
 def test_catalog_install_is_idempotent_and_uninstall_removes(tmp_path, monkeypatch):
     from oscar_elyra.cli import main
 
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
+    # installing the package enables the extension (make install does it for editable installs)
+    assert _extension_enabled() is True, "run `make install` (it enables the oscar_elyra extension)"
     runner = CliRunner()
     stored = tmp_path / "metadata" / "component-catalogs" / "oscar-components.json"
     first = runner.invoke(main, ["--json", "catalog", "install"])
@@ -143,8 +170,12 @@ def test_catalog_install_is_idempotent_and_uninstall_removes(tmp_path, monkeypat
     assert '"schema_name": "oscar-catalog"' in content
     gone = runner.invoke(main, ["--json", "catalog", "uninstall"])
     assert gone.exit_code == 0 and '"removed": true' in gone.output and not stored.exists()
+    assert _extension_enabled() is True and not created_at_start()  # not created again at start
     again = runner.invoke(main, ["--json", "catalog", "uninstall"])
     assert again.exit_code == 0 and '"removed": false' in again.output
+    back = runner.invoke(main, ["--json", "catalog", "install"])
+    assert back.exit_code == 0 and '"created"' in back.output and stored.is_file()
+    assert created_at_start()
 
 
 @pytest.mark.parametrize("other", ["local-directory-catalog"])
@@ -168,3 +199,55 @@ def test_install_refuses_to_replace_a_foreign_catalog(tmp_path, monkeypatch, oth
     result = CliRunner().invoke(main, ["catalog", "install"])
     assert result.exit_code == 2
     assert "already exists" in result.output
+
+
+def _palette(server: subprocess.Popen, url: str, token: str, deadline: float) -> dict:
+    """The palette categories (label -> component labels) once OSCAR is among them; {} when
+    the server exits or the deadline passes first."""
+    categories: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            resp = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=10)
+        except requests.ConnectionError:
+            resp = None
+        if resp is not None and resp.status_code == 200:
+            categories = {
+                c["label"]: sorted(n["label"] for n in c["node_types"])
+                for c in resp.json()["categories"]
+            }
+            if "OSCAR" in categories:
+                return categories
+        try:
+            server.wait(timeout=0.5)  # polls while waiting on the server's exit
+            return categories
+        except subprocess.TimeoutExpired:
+            continue
+    return categories
+
+
+def test_jupyter_server_start_creates_the_palette(tmp_path):
+    """A Jupyter server started with fresh Jupyter dirs and no other command serves the OSCAR
+    palette category with every component, and the catalog instance is stored."""
+    port, token = free_port(), uuid.uuid4().hex
+    env = throwaway_env(tmp_path)
+    (tmp_path / "root").mkdir()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "jupyter-server"), "--no-browser",
+            "--allow-root", f"--port={port}", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path / 'root'}",
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/elyra/pipeline/components/KUBEFLOW_PIPELINES"
+    try:
+        categories = _palette(server, url, token, time.monotonic() + 180)
+    finally:
+        stop(server)
+        log.close()
+    server_log = (tmp_path / "server.log").read_text(errors="replace")[-3000:]
+    names = sorted(yaml.safe_load(p.read_text())["name"] for p in component_files())
+    assert categories.get("OSCAR") == names, f"palette: {categories}\n{server_log}"
+    stored = tmp_path / "data" / "metadata" / "component-catalogs" / f"{CATALOG_INSTANCE}.json"
+    assert stored.is_file() and CATALOG_TYPE in stored.read_text()

@@ -18,6 +18,9 @@ from oscar_elyra.artifacts import read_manifest
 from oscar_elyra.elyra import components_dir
 from oscar_elyra.palette import COMPONENTS
 
+#: what KFP resolves ``{{$.pipeline_job_uuid}}`` to in one run
+RUN_ID = "0b6f7c2e-kfp-run"
+
 
 def command_line(component: str, values: dict, paths: dict) -> list[str]:
     """The container command + args of ``component`` with KFP placeholders filled in
@@ -76,7 +79,7 @@ def test_upload_sync_async_download_chain(env, tmp_path, cluster):
     folder = tmp_path / "digits"
     up = run_component(
         "oscar_upload.yaml",
-        {"source": folder, "pattern": "*.png", "sample_digits": 6},
+        {"source": folder, "pattern": "*.png", "sample_digits": 6, "run_id": RUN_ID},
         {"manifest": tmp_path / "kfp" / "upload.json"},
         env,
         tmp_path,
@@ -84,15 +87,15 @@ def test_upload_sync_async_download_chain(env, tmp_path, cluster):
     assert up.returncode == 0, up.stderr
     assert "uploaded 6 file(s)" in up.stdout
     uploaded = read_manifest(tmp_path / "kfp" / "upload.json").artifacts
-    assert len(uploaded) == 6 and all(
-        a.uri.startswith(env["OSCAR_ARTIFACTS_URI"]) for a in uploaded
-    )
+    # the run id KFP puts in place of {{$.pipeline_job_uuid}} names the run folder
+    run_folder = f"{env['OSCAR_ARTIFACTS_URI']}/{RUN_ID}/"
+    assert len(uploaded) == 6 and all(a.uri.startswith(run_folder) for a in uploaded)
     for art in uploaded:
         assert art.sha256 == sha256_file(folder / art.name)
 
     gray = run_component(
         "oscar_invoke_sync.yaml",
-        {"service": "grayify"},
+        {"service": "grayify", "run_id": RUN_ID},
         {"input_manifest": tmp_path / "kfp" / "upload.json", "results": tmp_path / "gray.json"},
         env,
         tmp_path,
@@ -101,11 +104,12 @@ def test_upload_sync_async_download_chain(env, tmp_path, cluster):
     grayed = read_manifest(tmp_path / "gray.json").artifacts
     assert sorted(a.name for a in grayed) == sorted(a.name for a in uploaded)
     assert all(a.service == "grayify" and a.content_type == "image/png" for a in grayed)
+    assert all(a.uri.startswith(run_folder) for a in grayed)
     assert {a.source for a in grayed} == {a.uri for a in uploaded}
 
     digits = run_component(
         "oscar_invoke_async.yaml",
-        {"service": "digits", "timeout": 240},
+        {"service": "digits", "timeout": 240, "run_id": RUN_ID},
         {"input_manifest": tmp_path / "gray.json", "results": tmp_path / "digits.json"},
         env,
         tmp_path,
@@ -113,11 +117,16 @@ def test_upload_sync_async_download_chain(env, tmp_path, cluster):
     assert digits.returncode == 0, digits.stderr
     outputs = read_manifest(tmp_path / "digits.json").artifacts
     assert len(outputs) == 6 and all(a.name.endswith(".json") for a in outputs)
+    assert all(a.run == RUN_ID for a in outputs)
 
     down = run_component(
         "oscar_download.yaml",
-        {"destination": tmp_path / "out"},
-        {"input_manifest": tmp_path / "digits.json", "manifest": tmp_path / "down.json"},
+        {},
+        {
+            "input_manifest": tmp_path / "digits.json",
+            "files": tmp_path / "out",  # the KFP output artifact's local path
+            "manifest": tmp_path / "down.json",
+        },
         env,
         tmp_path,
     )

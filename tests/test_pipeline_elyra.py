@@ -96,15 +96,12 @@ def test_same_outputs_as_elyra(name, tmp_path, cluster_env):
 def test_digits_kfp_runs(tmp_path, cluster_env):
     src = REPO / "pipelines" / "digits_kfp.pipeline"
     doc = json.loads(src.read_text())
-    out = tmp_path / "digits-out"
     for n in doc["pipelines"][0]["nodes"]:
         params = n["app_data"]["component_parameters"]
         if "source" in params:
             params["source"]["value"] = str(tmp_path / "digits")
         if "sample_digits" in params:
             params["sample_digits"]["value"] = 4  # fewer images, same path through the nodes
-        if params.get("destination", {}).get("value") == "/tmp/digits-out":
-            params["destination"]["value"] = str(out)
     path = tmp_path / "digits_kfp.pipeline"
     path.write_text(json.dumps(doc))
     run_dir = tmp_path / "run"
@@ -123,8 +120,16 @@ def test_digits_kfp_runs(tmp_path, cluster_env):
     )
     rec = json.loads((run_dir / "run.json").read_text())
     assert [n["status"] for n in rec["nodes"]] == ["succeeded"] * len(rec["nodes"])
+    # the download node's `files` output (a KFP artifact) is a folder in the run directory
+    download = next(n for n in rec["nodes"] if n["label"] == "download")
+    out = Path(next(a["path"] for a in download["artifacts"] if a["name"] == "files"))
+    assert out.is_relative_to(run_dir)
     results = [json.loads(p.read_text()) for p in out.rglob("*.json")]
     assert len(results) == 4 and all(0 <= r["digit"] <= 9 for r in results)
+    # all OSCAR nodes of the run share one run folder in object storage
+    manifests = [n["artifacts"][-1]["path"] for n in rec["nodes"]]
+    runs = {a.run for m in manifests for a in read_manifest(m).artifacts}
+    assert runs == {rec["run_name"]}
 
 
 def _producer_consumer(root: Path) -> Path:

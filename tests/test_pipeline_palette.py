@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oscar_elyra.artifacts import read_manifest
 from oscar_elyra.pipeline.builder import node, pipeline, write_pipeline
 
 
@@ -23,12 +24,16 @@ def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_palette_components_chain(tmp_path, cluster_env):
     """upload -> invoke_sync(cowsay) -> download, wired with inputpath widgets and a
-    parameter; outputs files are in the run dir; --check-services sees the service."""
+    parameter; output files (the download's folder artifact too) are in the run dir, all nodes
+    share the run's object storage folder; --check-services sees the service."""
     src = tmp_path / "in"
     src.mkdir()
     (src / "hello.txt").write_text('{"message": "hello from a palette node"}')
+    (src / "skip.bin").write_bytes(b"not matched by the pattern parameter")
     up = node(
-        "Upload", component="oscar_upload.yaml", inputs={"source": str(src), "pattern": "*.txt"}
+        "Upload",
+        component="oscar_upload.yaml",
+        inputs={"source": str(src), "pattern": ("param", "pattern")},
     )
     call = node(
         "Cowsay",
@@ -40,15 +45,14 @@ def test_palette_components_chain(tmp_path, cluster_env):
         "Download",
         component="oscar_download.yaml",
         parents=[call],
-        inputs={"input_manifest": ("from", call, "results"), "destination": ("param", "dest")},
+        inputs={"input_manifest": ("from", call, "results")},
     )
     doc = pipeline(
         [up, call, down],
         name="palette",
-        parameters=[{"name": "dest", "type": "String", "value": "unused"}],
+        parameters=[{"name": "pattern", "type": "String", "value": "*"}],
     )
     path = write_pipeline(tmp_path / "palette.pipeline", doc)
-    dest = tmp_path / "out"
     run_dir = tmp_path / "run"
 
     res = _cli(
@@ -58,7 +62,7 @@ def test_palette_components_chain(tmp_path, cluster_env):
             "--run-dir",
             str(run_dir),
             "--param",
-            f"dest={dest}",
+            "pattern=*.txt",
             "--check-services",
             "-q",
         ],
@@ -70,9 +74,20 @@ def test_palette_components_chain(tmp_path, cluster_env):
     assert [n["status"] for n in rec["nodes"]] == ["succeeded"] * 3
     manifest = next(n for n in rec["nodes"] if n["label"] == "Upload")["artifacts"][0]
     assert manifest["name"] == "manifest" and Path(manifest["path"]).is_relative_to(run_dir)
+    download = next(n for n in rec["nodes"] if n["label"] == "Download")["artifacts"]
+    dest = Path(next(a["path"] for a in download if a["name"] == "files"))
+    assert dest.is_relative_to(run_dir)
     files = [p for p in dest.rglob("*") if p.is_file()]
-    assert files, res.stderr
+    assert len(files) == 1, res.stderr  # only hello.txt matched the pattern parameter
     assert "hello from a palette node" in "".join(p.read_text() for p in files)
+    runs = {
+        art.run
+        for n in rec["nodes"]
+        for a in n["artifacts"]
+        if a["name"] in ("manifest", "results")
+        for art in read_manifest(a["path"]).artifacts
+    }
+    assert runs == {rec["run_name"]}  # one object storage folder for the whole run
 
     # the same pipeline against a service that does not exist: exit 2, nothing runs
     bad = json.loads(path.read_text())

@@ -29,3 +29,9 @@ def components_dir() -> Path:
 def component_files() -> list[Path]:
     """Every palette component YAML file, sorted by name."""
     return sorted(components_dir().glob("*.yaml"))
+
+
+#: pod label that selects the Kubeflow PodDefault injecting OSCAR_* into palette tasks
+POD_LABEL = "oscar-credentials"
+#: Kubernetes Secret holding the OSCAR settings (Generic nodes reference its keys too)
+CREDENTIALS_SECRET = "oscar-credentials"

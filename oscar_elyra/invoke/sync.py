@@ -398,6 +398,14 @@ class Result:
             return f"<table>{rows}</table>"
         return f"<pre>{html.escape(json.dumps(data, indent=2))}</pre>"
 
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        # IPython's text/plain: a text answer (a cow, a log) shows as the text itself
+        text_file = self.kind == "file" and self.paths[0].suffix.lower() in (".txt", ".log", ".md")
+        if not cycle and (self.kind == "text" or text_file):
+            p.text(self.text)
+        else:
+            p.text(repr(self))
+
     def __str__(self) -> str:
         if self.kind == "text":
             return self.text

@@ -1,7 +1,11 @@
-"""What a node notebook shows: artifact tables, inline images, one-line errors."""
+"""What a node notebook shows: artifact tables, inline images, JSON outputs as a table, text
+as text, one-line errors. The preview helpers (:func:`preview_kind`, :func:`json_rows`) are the
+ones the run report uses too."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,9 +16,48 @@ from oscar_elyra.redact import redact
 from oscar_elyra.session import connect
 from oscar_elyra.storage import ObjectStore
 
-__all__ = ["short_errors", "show", "summary"]
+__all__ = ["cell", "json_rows", "preview_kind", "short_errors", "show", "summary"]
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+_TEXT_SUFFIXES = (".txt", ".log", ".md", ".out", ".yaml", ".yml", ".tsv")
+#: files larger than this are listed, never read for a preview
+PREVIEW_BYTES = 1 << 20
+
+
+def preview_kind(name: str, content_type: str | None = None) -> str:
+    """How to preview a file: "image", "json", "csv", "html", "text" or "" (not at all)."""
+    lower = name.lower()
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if lower.endswith(_IMAGE_SUFFIXES) or ctype in ("image/png", "image/jpeg", "image/gif"):
+        return "image"
+    if lower.endswith(".json") or ctype == "application/json":
+        return "json"
+    if lower.endswith(".csv") or ctype == "text/csv":
+        return "csv"
+    if lower.endswith((".html", ".htm")) or ctype == "text/html":
+        return "html"
+    if lower.endswith(_TEXT_SUFFIXES) or ctype.startswith("text/"):
+        return "text"
+    return ""
+
+
+def cell(value: Any, width: int = 60) -> Any:
+    """A table cell: scalars as they are, anything else as short JSON."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def json_rows(data: Any, name: str | None = None) -> list[dict[str, Any]]:
+    """Table rows of a parsed JSON document (a list of objects: one row each; an object: one
+    row; anything else: one ``value`` cell), led by ``file`` when ``name`` is given."""
+    head = {"file": name} if name else {}
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        return [{**head, **{k: cell(v) for k, v in r.items()}} for r in data]
+    if isinstance(data, dict):
+        return [{**head, **{k: cell(v) for k, v in data.items()}}]
+    return [{**head, "value": cell(data)}]
 
 
 def summary(artifacts: Iterable[Artifact]) -> list[Mapping[str, Any]]:
@@ -25,13 +68,28 @@ def summary(artifacts: Iterable[Artifact]) -> list[Mapping[str, Any]]:
     ]
 
 
-def show(
-    artifacts: Sequence[Artifact], *, images: int = 6, store: ObjectStore | None = None
-) -> Any:
-    """Display artifacts in a notebook: a table, plus the first few PNG/JPEG images inline.
+def _read(art: Artifact, store: ObjectStore | None) -> tuple[bytes, ObjectStore | None]:
+    """The artifact's bytes (its local copy, else from ``store``, else the cluster's)."""
+    if art.path and Path(art.path).is_file():
+        return Path(art.path).read_bytes(), store
+    store = store if store is not None else connect().store
+    return store.get_bytes(art.uri), store
 
-    Outside IPython the table (a pandas DataFrame) is returned instead. Images without a
-    local copy are read from ``store`` (default: the cluster's).
+
+def show(
+    artifacts: Sequence[Artifact],
+    *,
+    images: int = 6,
+    rows: int = 20,
+    texts: int = 3,
+    store: ObjectStore | None = None,
+) -> Any:
+    """Display what a node produced: the artifact table, then the first few images inline,
+    the JSON outputs (predictions...) as one table, CSV as a table and text as text.
+
+    Outside IPython the artifact table (a pandas DataFrame) is returned instead. Files without
+    a local copy are read from ``store`` (default: the cluster's); files over 1 MiB are only
+    listed.
     """
     import pandas as pd  # optional heavy dependency (elyra extra)
 
@@ -44,17 +102,31 @@ def show(
     if get_ipython() is None:
         return table
     display(table)
-    shown = 0
+    shown = {"image": 0, "text": 0, "csv": 0}
+    limits = {"image": images, "text": texts, "csv": 1, "json": rows}
+    records: list[dict[str, Any]] = []
     for art in artifacts:
-        if shown >= images or not art.name.lower().endswith(_IMAGE_SUFFIXES):
+        kind = preview_kind(art.name, art.content_type)
+        if kind not in limits or (art.size or 0) > PREVIEW_BYTES:
             continue
-        if art.path:
-            data = Path(art.path).read_bytes()
-        else:
-            store = store if store is not None else connect().store
-            data = store.get_bytes(art.uri)
-        display(Image(data=data))
-        shown += 1
+        if (len(records) if kind == "json" else shown[kind]) >= limits[kind]:
+            continue
+        try:
+            data, store = _read(art, store)
+            if kind == "image":
+                display(Image(data=data))
+            elif kind == "json":
+                records.extend(json_rows(json.loads(data), art.name))
+            elif kind == "csv":
+                display(pd.read_csv(io.BytesIO(data), nrows=rows))
+            else:
+                print(f"--- {art.name}\n{data.decode('utf-8', 'replace')}")
+        except (OscarError, OSError, ValueError):
+            continue  # a preview never fails the node: the table above lists the file
+        if kind != "json":
+            shown[kind] += 1
+    if records:
+        display(pd.DataFrame(records[:rows]))
     return None
 
 

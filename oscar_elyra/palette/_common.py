@@ -23,9 +23,27 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     )
 
 
-def _ensure_run_name() -> None:
-    # Palette components on KFP get no ELYRA_RUN_NAME; a fresh one keeps each run's objects apart.
-    if not os.environ.get("ELYRA_RUN_NAME"):
+#: what an unresolved KFP placeholder (``{{$.pipeline_job_uuid}}``) starts with
+_PLACEHOLDER = "{{$"
+
+
+def add_run_id(p: argparse.ArgumentParser) -> None:
+    """``--run-id``: the run folder; the component YAML passes ``{{$.pipeline_job_uuid}}``, which
+    Kubeflow Pipelines replaces with the run's id (an input constant equal to the placeholder)."""
+    p.add_argument("--run-id", default="", help="run folder name (KFP: the run's id)")
+
+
+def _ensure_run_name(run_id: str = "") -> None:
+    """Set ``ELYRA_RUN_NAME``, which names the run's object storage folder.
+
+    A run id KFP resolved wins, so all palette tasks of one KFP run share one folder; an
+    unresolved placeholder (``oscar-elyra run`` does not resolve it) falls back to the
+    ``ELYRA_RUN_NAME`` the runner set, else to a fresh name.
+    """
+    run_id = (run_id or "").strip()
+    if run_id and not run_id.startswith(_PLACEHOLDER):
+        os.environ["ELYRA_RUN_NAME"] = slug(run_id)
+    elif not os.environ.get("ELYRA_RUN_NAME"):
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
         os.environ["ELYRA_RUN_NAME"] = slug(f"component-{stamp}-{uuid.uuid4().hex[:6]}")
 
@@ -41,7 +59,7 @@ def run_component(
     """
     args = build().parse_args(argv)
     install_log_redaction()
-    _ensure_run_name()
+    _ensure_run_name(getattr(args, "run_id", ""))
     try:
         print(work(args))
     except OscarError as exc:

@@ -6,7 +6,7 @@ import argparse
 
 from oscar_elyra import deepaas, nodes
 from oscar_elyra.artifacts import publish, run_name
-from oscar_elyra.palette._common import entry_point, parser, service_inputs
+from oscar_elyra.palette._common import add_run_id, entry_point, parser, service_inputs
 
 __all__ = ["build", "main", "work"]
 
@@ -22,6 +22,7 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--model-args", default="", help="name=value pairs or a JSON object")
     p.add_argument("--destination", default="", help="object storage prefix for the predictions")
     p.add_argument("--timeout", default="300", help="seconds to wait for each call")
+    add_run_id(p)
     p.add_argument("--output-manifest", required=True, help="where to write the manifest")
     return p
 

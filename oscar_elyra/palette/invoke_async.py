@@ -6,7 +6,7 @@ import argparse
 
 from oscar_elyra import nodes
 from oscar_elyra.artifacts import publish
-from oscar_elyra.palette._common import entry_point, parser, service_inputs
+from oscar_elyra.palette._common import add_run_id, entry_point, parser, service_inputs
 
 __all__ = ["build", "main", "work"]
 
@@ -17,6 +17,7 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, help="OSCAR service name")
     p.add_argument("--input-manifest", required=True, help="manifest of the input artifacts")
     p.add_argument("--timeout", default="600", help="seconds to wait for all the jobs")
+    add_run_id(p)
     p.add_argument("--output-manifest", required=True, help="where to write the manifest")
     return p
 

@@ -6,7 +6,7 @@ import argparse
 
 from oscar_elyra import nodes
 from oscar_elyra.artifacts import publish
-from oscar_elyra.palette._common import entry_point, parser, service_inputs
+from oscar_elyra.palette._common import add_run_id, entry_point, parser, service_inputs
 
 __all__ = ["build", "main", "work"]
 
@@ -18,6 +18,7 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--input-manifest", required=True, help="manifest of the input artifacts")
     p.add_argument("--destination", default="", help="object storage prefix for the results")
     p.add_argument("--timeout", default="300", help="seconds to wait for each call")
+    add_run_id(p)
     p.add_argument("--output-manifest", required=True, help="where to write the manifest")
     return p
 

@@ -7,7 +7,7 @@ import argparse
 from oscar_elyra import nodes
 from oscar_elyra.artifacts import publish
 from oscar_elyra.examples.digits import sample_digits
-from oscar_elyra.palette._common import entry_point, parser
+from oscar_elyra.palette._common import add_run_id, entry_point, parser
 
 __all__ = ["build", "main", "work"]
 
@@ -19,6 +19,7 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--destination", default="", help="object storage prefix (default: run folder)")
     p.add_argument("--pattern", default="*", help="glob of the files to upload from a folder")
     p.add_argument("--sample-digits", default="0", help="first write this many sample digit PNGs")
+    add_run_id(p)
     p.add_argument("--output-manifest", required=True, help="where to write the manifest")
     return p
 

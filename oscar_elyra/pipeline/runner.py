@@ -265,7 +265,7 @@ class _Run:
         spec = load_component(up)
         name = spec.output_for_option(option) or option
         path = self.node_dir(up) / "outputs" / ref_name(name)
-        if not path.is_file():
+        if not path.exists():  # a file, or a folder (a KFP folder artifact)
             raise NodeFailure(
                 f"output '{name}' of node '{up.display}' is missing: that node has not "
                 "succeeded in this run directory (run it, or use --resume RUN_DIR)"
@@ -298,9 +298,11 @@ class _Run:
         run_process(inv.argv, ctx, spec.path.name)
         artifacts = []
         for name, path in inv.outputs.items():
-            if not path.is_file():
+            if not path.exists():
                 raise NodeFailure(f"({spec.path.name}) did not write its output '{name}'")
-            artifacts.append({"name": name, "path": str(path), "size": path.stat().st_size})
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            size = sum(p.stat().st_size for p in files)
+            artifacts.append({"name": name, "path": str(path), "size": size})
         return artifacts
 
     def work(
