@@ -34,6 +34,7 @@ __all__ = [
     "safe_join",
     "temp_near",
     "write_json_atomic",
+    "write_text_atomic",
     "sha256_file",
     "slug",
 ]
@@ -204,16 +205,15 @@ def temp_near(path: Path, mkdir: bool = True, mode: int | None = None) -> tuple[
     return fd, Path(tmp)
 
 
-def write_json_atomic(
-    path: str | os.PathLike[str], data: Any, mode: int = 0o644, fsync: bool = True
+def write_text_atomic(
+    path: str | os.PathLike[str], text: str, mode: int | None = None, fsync: bool = False
 ) -> None:
-    """Write JSON to a temp file next to ``path`` with ``mode``, then rename over ``path``."""
+    """Write ``text`` to a temp file next to ``path`` (``mode``), then rename over ``path``."""
     path = Path(path)
     fd, tmp = temp_near(path, mode=mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
@@ -221,6 +221,13 @@ def write_json_atomic(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(
+    path: str | os.PathLike[str], data: Any, mode: int = 0o644, fsync: bool = True
+) -> None:
+    """Write JSON to a temp file next to ``path`` with ``mode``, then rename over ``path``."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode, fsync)
 
 
 def sha256_file(

@@ -979,17 +979,14 @@ def predict_artifacts(
             )
             path.unlink(missing_ok=True)
             stem = _safe_id(Path(art.name).stem)
-            if stem in used:
-                stem = f"{stem}-{n}"
-            used.add(stem)
-            data = json.dumps(pred.json(), indent=2).encode("utf-8")
-            info = sess.store.put_bytes(
-                data, f"{prefix}{stem}.json", content_type="application/json"
-            )
             out.append(
-                Artifact.from_object(
-                    info,
-                    name=f"{stem}.json",
+                store_prediction(
+                    sess,
+                    pred,
+                    prefix,
+                    stem,
+                    used,
+                    n,
                     node=node or service,
                     service=service,
                     run=run,
@@ -997,3 +994,22 @@ def predict_artifacts(
                 )
             )
     return out
+
+
+def store_prediction(
+    sess: Session,
+    pred: Any,
+    prefix: str,
+    stem: str,
+    used: set[str],
+    n: int,
+    **provenance: Any,
+) -> Artifact:
+    """Store ``pred.json()`` as ``<prefix><stem>.json`` (``<stem>-<n>`` if ``stem`` is in
+    ``used``, which it joins) and return its artifact with ``provenance``."""
+    if stem in used:
+        stem = f"{stem}-{n}"
+    used.add(stem)
+    data = json.dumps(pred.json(), indent=2).encode("utf-8")
+    info = sess.store.put_bytes(data, f"{prefix}{stem}.json", content_type="application/json")
+    return Artifact.from_object(info, name=f"{stem}.json", **provenance)

@@ -4,13 +4,12 @@ Kubeflow Pipelines their settings (see :mod:`oscar_elyra.elyra.kfp`)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 import yaml
 
-from oscar_elyra._paths import temp_near
+from oscar_elyra._paths import write_text_atomic
 from oscar_elyra.commands._common import CliState, pass_state
 from oscar_elyra.elyra import CREDENTIALS_SECRET, POD_LABEL
 from oscar_elyra.elyra.kfp import credentials_objects, warnings_for
@@ -23,14 +22,7 @@ def kfp() -> None:
 
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600 (temp file, then rename)."""
-    fd, tmp = temp_near(path, mode=0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, mode=0o600)
 
 
 @kfp.command("credentials")

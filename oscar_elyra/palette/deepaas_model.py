@@ -10,7 +10,6 @@ give one artifact, used for every call, or as many as the first), stores each pr
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,21 +100,19 @@ def predict_manifests(
             )
             first = next(iter(inputs.values()), None)
             stem = slug(Path(first.name).stem) if first is not None else "prediction"
-            if stem in used:
-                stem = f"{stem}-{n}"
-            used.add(stem)
-            data = json.dumps(pred.json(), indent=2).encode("utf-8")
-            info = sess.store.put_bytes(
-                data, f"{prefix}{stem}.json", content_type="application/json"
-            )
+            source = first.uri if first is not None else None
             out.append(
-                Artifact.from_object(
-                    info,
-                    name=f"{stem}.json",
+                deepaas.store_prediction(
+                    sess,
+                    pred,
+                    prefix,
+                    stem,
+                    used,
+                    n,
                     node=service,
                     service=service,
                     run=run,
-                    source=first.uri if first is not None else None,
+                    source=source,
                 )
             )
     return out
