@@ -118,6 +118,8 @@ def _invocations() -> list[tuple[list[str], dict[str, str]]]:
             (["run", "cowsay", "-i", "{}", "--timeout", t], {}),
             (["job", "cowsay", "in/x.txt", "--wait", "--timeout", t], {}),
             (["map", "cowsay", "in", "-o", "outdir", "--timeout", t], {}),
+            (["deepaas", "predict", "cowsay", "--timeout", t], {}),
+            (["deepaas", "map", "cowsay", "in", "-o", "outdir", "--timeout", t], {}),
         ]
     for target in ("afile/x", "afile/x/y", "afile/x/y/z.txt"):
         out += [
@@ -127,6 +129,7 @@ def _invocations() -> list[tuple[list[str], dict[str, str]]]:
             (["map", "cowsay", "in", "-o", "outdir", "--record", target], {}),
             (["get", "s3://cowsay/x.txt", target], {}),
             (["run", "p.pipeline", "--run-dir", target], {}),
+            (["deepaas", "map", "cowsay", "in", "-o", target], {}),
         ]
     commands = [["services", "ls"], ["services", "get", "cowsay"], ["ls"], ["cluster", "info"]]
     for endpoint, cmd in itertools.product(ENDPOINTS, commands):
@@ -151,6 +154,8 @@ def _invocations() -> list[tuple[list[str], dict[str, str]]]:
         (["services", "get", "no-such-service"], {}),
         (["run", "no-such-service", "-i", "x"], {}),
         (["get", "s3://cowsay/no/such/key", "outfile"], {}),
+        (["deepaas", "map", "cowsay", "in", "-o", "outdir", "-c", "0"], {}),
+        (["deepaas", "predict", "cowsay", "-a", "novalue"], {}),
     ]
     for cfg in ("oscar: [\n", "oscar: 5\n", "a: &a [*a]\n", "[" * 3000):
         out.append((["--cluster", "x", "services", "ls"], {"OSCAR_CLI_CONFIG": cfg}))

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from oscar_elyra import deepaas as dp
-from oscar_elyra.commands._common import CliState, pass_state
+from oscar_elyra.commands._common import SECONDS, CliState, pass_state, writable
 from oscar_elyra.errors import ServiceError, ValidationError
 
 
@@ -51,7 +51,7 @@ def help_(state: CliState, service: str) -> None:
 @click.argument("service")
 @click.option("-f", "--file", "files", multiple=True, metavar="NAME=PATH", help="A file argument.")
 @click.option("-a", "--arg", "args", multiple=True, metavar="NAME=VALUE", help="A model argument.")
-@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds.")
+@click.option("--timeout", type=SECONDS, default=300, show_default=True, help="Seconds.")
 @click.option("--log", "show_log", is_flag=True, help="Print the model's log on stderr too.")
 @pass_state
 def predict(state: CliState, service, files, args, timeout, show_log) -> None:
@@ -80,13 +80,15 @@ def predict(state: CliState, service, files, args, timeout, show_log) -> None:
 @deepaas.command("map")
 @click.argument("service")
 @click.argument("inputs", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "-o", "--output", "output", type=click.Path(path_type=Path), required=True, callback=writable
+)
 @click.option(
     "--file-arg", metavar="NAME", help="The file argument inputs go to (default: the only one)."
 )
 @click.option("-a", "--arg", "args", multiple=True, metavar="NAME=VALUE", help="A model argument.")
-@click.option("-c", "--concurrency", type=int, default=4, show_default=True)
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds, in all.")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("--timeout", type=SECONDS, default=600, show_default=True, help="Seconds, in all.")
 @pass_state
 def map_(state: CliState, service, inputs, output, file_arg, args, concurrency, timeout) -> None:
     """Predict on every file of INPUTS asynchronously (through the input bucket).
