@@ -862,13 +862,9 @@ def map(  # noqa: A001 - the documented name
         raise ValidationError("no input files to predict on")
     spec = help(service, session=sess)
     if file_arg is None:
-        file_args = [a.name for a in spec if a.is_file]
-        if len(file_args) != 1:
-            raise ValidationError(
-                f"service {service!r} has file arguments {file_args or 'none'}; "
-                "say which one the inputs go to with file_arg= (--file-arg)"
-            )
-        file_arg = file_args[0]
+        file_arg = _only_file_arg(
+            service, spec, "say which one the inputs go to with file_arg= (--file-arg)"
+        )
     merged = {**dict(args or {}), **model_args}
     clean, _ = _check(service, spec, merged, {file_arg: paths[0]})
     missing = [str(p) for p in paths if not p.is_file()]
@@ -953,13 +949,7 @@ def predict_artifacts(
         raise ValidationError(f"nothing to send to {service!r}: no input artifacts")
     spec = help(service, session=sess, timeout=timeout)
     if file_arg is None:
-        file_args = [a.name for a in spec if a.is_file]
-        if len(file_args) != 1:
-            raise ValidationError(
-                f"service {service!r} has file arguments {file_args or 'none'}; "
-                "name the one the inputs go to (FILE_ARG)"
-            )
-        file_arg = file_args[0]
+        file_arg = _only_file_arg(service, spec, "name the one the inputs go to (FILE_ARG)")
     clean, _ = _check(service, spec, dict(args or {}), {file_arg: __file__})
     if not prefix.endswith("/"):
         prefix += "/"
@@ -994,6 +984,16 @@ def predict_artifacts(
                 )
             )
     return out
+
+
+def _only_file_arg(service: str, spec: Any, hint: str) -> str:
+    """The model's one file argument (ValidationError naming them, with ``hint``, otherwise)."""
+    file_args = [a.name for a in spec if a.is_file]
+    if len(file_args) != 1:
+        raise ValidationError(
+            f"service {service!r} has file arguments {file_args or 'none'}; {hint}"
+        )
+    return file_args[0]
 
 
 def store_prediction(
