@@ -31,7 +31,8 @@ LAYERS: list[set[str]] = [
     {"commands", "cli", "demo"},
 ]
 
-#: optional heavy dependencies that may be imported inside functions
+#: optional or heavy dependencies that may be imported inside functions (jsonschema: about
+#: 1 s of CPU to import where rfc3987-syntax is installed, which most commands never need)
 HEAVY = {
     "elyra",
     "papermill",
@@ -48,6 +49,7 @@ HEAVY = {
     "tornado",
     "playwright",
     "entrypoints",
+    "jsonschema",
 }
 
 

@@ -29,9 +29,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
-
 from oscar_elyra import __version__
 from oscar_elyra._paths import MAX_DEPTH, nesting_depth, write_json_atomic
 from oscar_elyra.config import ENV_VARS, ClusterConfig
@@ -50,6 +47,7 @@ from oscar_elyra.pipeline.kernels import KernelPool
 from oscar_elyra.pipeline.kfp_spec import build_invocation, load_component, ref_name
 from oscar_elyra.pipeline.model import Node, Pipeline, load_pipeline, render_value, slug
 from oscar_elyra.pipeline.report import write_report
+from oscar_elyra.pipeline.schema import schema_error
 from oscar_elyra.pipeline.validation import first_error, resolve_parameters, validate_pipeline
 from oscar_elyra.redact import redact_data, register_secret, scrub_file
 from oscar_elyra.session import connect
@@ -100,7 +98,6 @@ _RUN_SCHEMA = {
         },
     },
 }
-_RUN_VALIDATOR = Draft7Validator(_RUN_SCHEMA)
 
 
 def _now() -> str:
@@ -119,7 +116,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
     error = (
-        best_match(_RUN_VALIDATOR.iter_errors(record))
+        schema_error(_RUN_SCHEMA, record)
         if nesting_depth(record) <= MAX_DEPTH
         else "nested too deeply"
     )

@@ -10,9 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
-
 from oscar_elyra._paths import MAX_DEPTH, nesting_depth
 from oscar_elyra.errors import ValidationError
 
@@ -123,7 +120,16 @@ SCHEMA: dict[str, Any] = {
         },
     },
 }
-_VALIDATOR = Draft7Validator(SCHEMA)
+
+
+def schema_error(schema: dict, doc: Any) -> Any:
+    """The most relevant error of ``doc`` against the JSON ``schema`` (None when it is valid)."""
+    # imported here: with rfc3987-syntax installed (Jupyter pulls it in), importing jsonschema
+    # costs about 1 s of CPU, which every CLI call and node would pay without validating
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import best_match
+
+    return best_match(Draft7Validator(schema).iter_errors(doc))
 
 
 def _where(path: Any) -> str:
@@ -139,7 +145,7 @@ def check_document(doc: Any, source: str) -> None:
         raise ValidationError(
             f"{source} is nested more than {MAX_DEPTH} levels deep: not a pipeline"
         )
-    error = best_match(_VALIDATOR.iter_errors(doc))
+    error = schema_error(SCHEMA, doc)
     if error is not None:
         raise ValidationError(
             f"{source}: {_where(error.path)}: {error.message}; "

@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from oscar_elyra._paths import env_problem
 from oscar_elyra.errors import OscarError, ValidationError
 from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
@@ -181,6 +179,9 @@ _SUFFIXES = {"notebook": (".ipynb",), "python": (".py",), "r": (".r", ".R")}
 
 def _file_problem(path: Path, kind: str) -> str | None:
     """Why the runner could not run ``path`` as a ``kind`` node (None when it can)."""
+    # imported here: nbformat imports jsonschema, about 1 s of CPU with rfc3987-syntax installed
+    import nbformat
+
     if path.suffix not in _SUFFIXES.get(kind, (path.suffix,)):
         return f"is not a {kind} file (expected {' or '.join(_SUFFIXES[kind])})"
     try:
