@@ -437,7 +437,7 @@ def test_suffix_prefix_filters_and_delete_jobs(cluster):
     store.put_object(name, "in/skip.txt", io.BytesIO(b"x"), 1)
     store.put_object(name, "in/take.jpg", io.BytesIO(b"x"), 1)
     jobs = wait_jobs(cluster, name, 1)
-    time.sleep(0.6)  # a second job would have started by now
+    cluster.wait_idle(name)  # both uploads taken in: a second job would exist by now
     assert len(all_jobs(cluster, name)) == 1
     outs = [o.object_name for o in store.list_objects(name, prefix="out/", recursive=True)]
     assert outs == ["out/keep.png"]
@@ -453,7 +453,7 @@ def test_suffix_prefix_filters_and_delete_jobs(cluster):
     assert api(cluster, "DELETE", f"/system/logs/{name}", params={"all": "true"}).status_code == 204
     assert all_jobs(cluster, name) == {}
     # deleted jobs' objects are not reprocessed
-    time.sleep(0.6)
+    cluster.wait_idle(name)
     assert all_jobs(cluster, name) == {}
 
 
@@ -465,7 +465,7 @@ def test_existing_objects_do_not_trigger_new_service(cluster):
     new_service(cluster, "true", name=name)
     store.put_object(name, "in/new.txt", io.BytesIO(b"x"), 1)
     wait_jobs(cluster, name, 1)
-    time.sleep(0.5)
+    cluster.wait_idle(name)
     assert len(all_jobs(cluster, name)) == 1
 
 

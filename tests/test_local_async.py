@@ -99,8 +99,8 @@ def test_200_uploads_exactly_200_jobs(cluster, oscar_schema):
     )
     keys = [f"f{i:03d}.txt" for i in range(N)]
     _upload(cluster, name, keys)
-    jobs = _wait_done(cluster, name, N, timeout=120)
-    time.sleep(0.5)  # nothing more may appear
+    _wait_done(cluster, name, N, timeout=120)
+    cluster.wait_idle(name)  # every upload taken in, nothing running: nothing more may appear
     pages: list[dict] = []
     jobs = _jobs(cluster, name, pages)
     assert len(jobs) == N
@@ -138,8 +138,8 @@ def test_restart_midway_processes_each_object_exactly_once(tmp_path):
         assert 30 <= done_before < N, "the restart must happen mid-way"
 
         cluster.start()
-        jobs = _wait_done(cluster, name, N, timeout=120)
-        time.sleep(0.6)
+        _wait_done(cluster, name, N, timeout=120)
+        cluster.wait_idle(name)
         jobs = _jobs(cluster, name)
         assert len(jobs) == N
         assert Counter(j["status"] for j in jobs.values()) == {"Succeeded": N}

@@ -371,6 +371,18 @@ class StatusHandler(BaseHandler):
         )
 
 
+class IdleHandler(BaseHandler):
+    """``GET /oscar-elyra/idle[?service=NAME]``: ``{"idle": bool}`` (not an OSCAR call): true
+    once every input event up to now is taken in and no job is Pending or Running."""
+
+    async def get(self) -> None:
+        self.check_basic()
+        service = self.get_query_argument("service", None)
+        if service is not None:
+            self.service(service)
+        self.send_json({"idle": await self.rt.jobs.idle(service)})
+
+
 class ServicesHandler(BaseHandler):
     def get(self) -> None:
         self.check_basic()
@@ -835,6 +847,7 @@ def make_app(rt: Runtime) -> tornado.web.Application:
             (rf"/system/logs/{name}/(?P<job>[^/]+)/?", JobLogHandler),
             (rf"/run/{name}/?", RunHandler),
             (rf"/job/{name}/?", JobHandler),
+            (r"/oscar-elyra/idle/?", IdleHandler),
         ],
         rt=rt,
         compress_response=False,

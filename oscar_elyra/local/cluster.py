@@ -227,6 +227,23 @@ class LocalCluster:
         s.auth = (self.user, self.password)
         return s
 
+    def wait_idle(self, service: str | None = None, timeout: float = 60.0) -> None:
+        """Wait until the cluster says nothing more will happen by itself: every input
+        object uploaded so far has its job, and no job (of ``service``, or at all) is
+        Pending or Running (:class:`OscarError` after ``timeout`` s)."""
+        params = {"service": service} if service is not None else {}
+        deadline = time.monotonic() + timeout
+        with self.session() as s:
+            while True:
+                r = s.get(f"{self.endpoint}/oscar-elyra/idle", params=params, timeout=60)
+                if r.status_code != 200:
+                    raise OscarError(f"{self.endpoint}: idle check answered HTTP {r.status_code}")
+                if r.json()["idle"]:
+                    return
+                if time.monotonic() > deadline:
+                    raise OscarError(f"the embedded cluster was not idle within {timeout:g} s")
+                time.sleep(0.1)  # polling the cluster's own answer, with a deadline
+
     def apply_service(self, svc: dict) -> str:
         """Create or update one service (Service JSON); returns "created" or "updated"."""
         svc = {k: v for k, v in svc.items() if not k.startswith("_")}

@@ -45,7 +45,7 @@ from minio import Minio
 
 from oscar_elyra.errors import NotFoundError
 from oscar_elyra.local.procs import kill_group
-from oscar_elyra.local.records import FINISHED, JobRecords
+from oscar_elyra.local.records import FINISHED, UNFINISHED, JobRecords
 from oscar_elyra.local.runner import (
     TIMED_OUT,
     Runner,
@@ -281,6 +281,23 @@ class JobManager:
             self.sched.put(name, rec["name"])
             self._last_activity = time.monotonic()
             log.info("job %s created for s3://%s/%s", rec["name"], bucket, key)
+
+    # ---------------------------------------------------------------- quiescence
+    async def idle(self, service: str | None = None) -> bool:
+        """Whether nothing more will happen by itself (for tests and tools that must tell
+        "nothing else happened" from "nothing happened yet").
+
+        First takes in every input event up to now (a pass of the watcher over the input
+        paths of ``service``, or of every service, started by this call), then answers True
+        when no job (of ``service``, or at all) is Pending or Running.
+        """
+        for svc in self.services.list():
+            if (service is None or svc["name"] == service) and storage_paths(svc, "input"):
+                await self._poll(svc)
+        names = [service] if service is not None else list(self.records.jobs)
+        return not any(
+            rec["status"] in UNFINISHED for name in names for rec in self.records.of_service(name)
+        )
 
     # ---------------------------------------------------------------- submission
     def submit_body(self, svc: str, body_file: Path) -> dict:

@@ -1,0 +1,210 @@
+"""Download faults a real S3 server does not produce on demand, from a small real proxy in
+front of a real SeaweedFS: the object replaced between the parts of one download, a ranged
+answer shorter than asked, a body cut mid-stream, and one failing file among many (the
+others not started are cancelled). The objects are stored without a sha256 (as any other
+S3 client leaves them), so the final checksum cannot hide a missed fault."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import uuid
+from collections import Counter
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from oscar_elyra.errors import AuthError, IntegrityError, StorageError
+from oscar_elyra.storage import MiB, ObjectStore
+
+BUCKET = "faults"
+
+
+class S3Proxy(ThreadingHTTPServer):
+    """Forwards every request to ``upstream`` unchanged (the SigV4 signature stays valid);
+    ``fault(method, key, headers, n)`` may return an action for the ``n``-th GET of ``key``:
+    ``("cut", nbytes)``: send the upstream headers, then only ``nbytes`` of the body and close;
+    ``("short", nbytes)``: a consistent 206 answer of only the first ``nbytes`` asked for;
+    ``("deny",)``: 403 AccessDenied; ``("after", fn)``: forward, then call ``fn()``."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlsplit(upstream).netloc
+        self.fault = lambda method, key, headers, n: None
+        self.gets: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, length: int) -> None:
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _forward(self) -> None:
+        proxy: S3Proxy = self.server  # type: ignore[assignment]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path = unquote(self.path.partition("?")[0]).lstrip("/")
+        key = path.partition("/")[2]
+        action = None
+        if self.command == "GET" and key:
+            with proxy.lock:
+                proxy.gets[key] += 1
+                n = proxy.gets[key]
+            action = proxy.fault(self.command, key, self.headers, n)
+        if action is not None and action[0] == "deny":
+            err = b"<Error><Code>AccessDenied</Code><Message>denied by the proxy</Message></Error>"
+            self._send(403, [("Content-Type", "application/xml")], err, len(err))
+            return
+        conn = HTTPConnection(proxy.upstream, timeout=60)
+        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in self.headers.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        headers = resp.getheaders()
+        if action is None:
+            self._send(resp.status, headers, data, len(data))
+        elif action[0] == "after":
+            self._send(resp.status, headers, data, len(data))
+            action[1]()
+        elif action[0] == "cut":
+            self._send(resp.status, headers, data[: action[1]], len(data))
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif action[0] == "short":
+            start, _, total = dict((k.lower(), v) for k, v in headers)["content-range"][
+                6:
+            ].partition("-")
+            first = int(start)
+            cut = data[: action[1]]
+            rng = f"bytes {first}-{first + len(cut) - 1}/{total.partition('/')[2]}"
+            kept = [(k, v) for k, v in headers if k.lower() != "content-range"]
+            self._send(resp.status, [*kept, ("Content-Range", rng)], cut, len(cut))
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+
+@pytest.fixture(scope="module")
+def upstream(s3):
+    mc = s3.minio()
+    if not mc.bucket_exists(BUCKET):
+        mc.make_bucket(BUCKET)
+    return mc
+
+
+@pytest.fixture
+def proxy(s3):
+    p = S3Proxy(s3.endpoint)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def store(s3, proxy):
+    return ObjectStore(
+        proxy.url, s3.access_key, s3.secret_key, progress=False, part_size=5 * MiB, workers=4
+    )
+
+
+def _put(mc, key: str, data: bytes) -> None:
+    """Stored by a plain S3 client: no sha256 metadata."""
+    mc.put_object(BUCKET, key, io.BytesIO(data), len(data))
+
+
+def _key(name: str) -> str:
+    return f"{uuid.uuid4().hex[:10]}/{name}"
+
+
+def _pattern(size: int, byte: int) -> bytes:
+    return bytes([byte]) * size
+
+
+def test_object_replaced_during_download_is_refused(upstream, store, proxy, tmp_path):
+    """12 MiB: a first part, then ranged GETs pinned to its ETag. The object is replaced
+    (same size, other bytes) right after the first part: no file mixing two versions."""
+    key = _key("big.bin")
+    _put(upstream, key, _pattern(12 * MiB, 1))
+
+    def replace():
+        _put(upstream, key, _pattern(12 * MiB, 2))
+
+    proxy.fault = lambda m, k, h, n: ("after", replace) if k == key and n == 1 else None
+    with pytest.raises(StorageError, match="changed while it was being read; retry"):
+        store.get_file(f"{BUCKET}/{key}", tmp_path / "big.bin")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temp file
+
+
+@pytest.mark.parametrize("size", [7 * MiB, 12 * MiB], ids=["one-rest-get", "parallel-ranges"])
+def test_short_range_answer_is_refused(upstream, store, proxy, tmp_path, size):
+    """A ranged GET answered with fewer bytes than asked (a consistent 206): an error, no
+    file with a hole in it."""
+    key = _key("short.bin")
+    _put(upstream, key, os.urandom(size))
+    proxy.fault = lambda m, k, h, n: ("short", 1 * MiB) if k == key and n == 2 else None
+    with pytest.raises(IntegrityError, match=r"retry"):
+        store.get_file(f"{BUCKET}/{key}", tmp_path / "short.bin")
+    assert proxy.gets[key] >= 2, "the fault never fired"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("nth", [1, 2], ids=["first-part", "a-later-range"])
+def test_body_cut_mid_stream_is_refused(upstream, store, proxy, tmp_path, nth):
+    """The connection closes after part of a body whose length was announced."""
+    key = _key("cut.bin")
+    _put(upstream, key, os.urandom(12 * MiB))
+    proxy.fault = lambda m, k, h, n: ("cut", 1 * MiB) if k == key and n == nth else None
+    with pytest.raises(IntegrityError, match="connection closed after 1048576 of .* bytes; retry"):
+        store.get_file(f"{BUCKET}/{key}", tmp_path / "cut.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_small_object_cut_mid_stream_get_bytes(upstream, store, proxy):
+    key = _key("small.bin")
+    _put(upstream, key, os.urandom(300_000))
+    proxy.fault = lambda m, k, h, n: ("cut", 1000) if k == key else None
+    with pytest.raises(IntegrityError, match="connection closed after 1000 of 300000 bytes"):
+        store.get_bytes(f"{BUCKET}/{key}")
+
+
+def test_first_failure_cancels_the_files_not_started(upstream, store, proxy, tmp_path):
+    """40 files, 4 at a time, the first one refused: the error comes out and most of the
+    other files are never requested (without cancellation all 40 would be)."""
+    prefix = uuid.uuid4().hex[:10]
+    keys = [f"{prefix}/f{i:02d}.bin" for i in range(40)]
+    for k in keys:
+        _put(upstream, k, b"x" * 1000)
+    proxy.fault = lambda m, k, h, n: ("deny",) if k == keys[0] else None
+    with pytest.raises(AuthError, match="AccessDenied"):
+        store.download_dir(f"{BUCKET}/{prefix}", tmp_path / "out")
+    requested = [k for k in keys if proxy.gets[k]]
+    assert keys[0] in requested
+    assert len(requested) < 20, f"{len(requested)} of 40 files were still fetched"
