@@ -8,7 +8,9 @@ error messages name the cluster, endpoint and service. The server also answers t
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import socket
 import struct
 import threading
@@ -28,6 +30,7 @@ from oscar_elyra.errors import (
     TimeoutError,
     UnsafePathError,
 )
+from oscar_elyra.invoke import run
 from oscar_elyra.storage import ObjectStore
 
 SERVICE_TOKEN = "f" * 24 + "0123456789abcdef" * 2 + "e" * 8  # 64 hex chars
@@ -37,7 +40,8 @@ PASSWORD = "fault-server-password-31337"
 class FaultServer:
     """Routes ``(method, path)`` to a script of actions, consumed in order (the last repeats).
 
-    Actions: ``(status, body)``; ``("stall", seconds, status, body)``; ``("reset",)``.
+    Actions: ``(status, body)``; ``("stall", seconds, status, body)``; ``("reset",)``;
+    ``("cut", status, body, nbytes)``: announce the whole body, send ``nbytes`` of it, close.
     """
 
     def __init__(self) -> None:
@@ -84,6 +88,9 @@ class FaultServer:
                 if action[0] == "stall":
                     time.sleep(action[1])
                     action = action[2:]
+                cut = None
+                if action[0] == "cut":
+                    cut, action = action[3], action[1:3]
                 status, body = action
                 data = (
                     body
@@ -95,7 +102,11 @@ class FaultServer:
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
-                    self.wfile.write(data)
+                    self.wfile.write(data if cut is None else data[:cut])
+                    if cut is not None:
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
                 except OSError:
                     pass
 
@@ -226,6 +237,18 @@ def test_stalled_run_times_out_once_with_service_name(server):
     msg = str(info.value)
     assert "service 'svc'" in msg
     assert "/run/svc" in msg and "cluster 'faulty'" in msg
+
+
+def test_sync_answer_cut_mid_stream(server, tmp_path):
+    """/run answers 200 with a base64 body announced whole but cut after 4 KiB: an error
+    naming the service, and no output file (nothing half-written)."""
+    body = base64.b64encode(os.urandom(30_000))
+    server.route("POST", "/run/svc", ("cut", 200, body, 4096))
+    out = tmp_path / "out"
+    with pytest.raises(ServiceError, match="service 'svc': the response was cut off"):
+        run("svc", b"x", out / "result.bin", client=client_for(server))
+    assert server.hits[("POST", "/run/svc")] == 1
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_connection_refused_message():

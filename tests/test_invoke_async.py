@@ -250,3 +250,44 @@ def test_store_from_cluster(cluster, client):
         ssl_verify=False,
     ).store
     assert "a-echo" in st.list_buckets() and cluster.s3_secret_key not in repr(st)
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_map_gives_each_attempt_its_timeout(client, store, tmp_path, mode):
+    """Scripts that fail after 5 s: every input is tried 1 + retries times, each attempt
+    stopped by map's 2 s timeout before its script could end (so the error is the timeout,
+    not the exit code), and each input's record says so."""
+    name = f"a-hang-{mode}"
+    client.apply_service(_svc(name, "sleep 5; exit 7"))
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        (src / f"h{i}.txt").write_text(f"hang {i}")
+    try:
+        res = map(
+            name,
+            src,
+            mode=mode,
+            retries=1,
+            concurrency=2,
+            timeout=2,
+            output_dir=tmp_path / "out",
+            client=client,
+            store=store,
+            progress=False,
+        )
+        errors = {r["input"].rsplit("/", 1)[-1]: (r["status"], r["error"]) for r in res}
+        if mode == "async":
+            assert errors == {f"h{i}.txt": ("failed", "not finished after 2 s") for i in range(2)}
+            assert len(client.list_jobs(name)) == 4  # two attempts (jobs) per input
+        else:
+            assert set(errors) == {"h0.txt", "h1.txt"}
+            for status, error in errors.values():
+                assert status == "failed", error
+                assert f"service '{name}'" in error and "timed out" in error, error
+        assert not (tmp_path / "out").exists() or [
+            p.name for p in (tmp_path / "out").iterdir()
+        ] == [".oscar-elyra-map.json"]
+    finally:
+        client.delete_jobs(name, all=True)
+        client.delete_service(name)
