@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_local_async import _deploy, _s3  # the same helpers
+from test_local_async import _deploy, _jobs, _s3  # the same helpers
 
 from oscar_elyra.discovery import pid_alive
 from oscar_elyra.local import LocalCluster
@@ -34,11 +34,15 @@ def _put(cluster, name, key, data=b"x"):
 
 
 def _records(cluster, name) -> dict[str, dict]:
-    """The job records on disk, by input key (the cluster's own files)."""
+    """The job records on disk, by input key (the cluster's own files; damaged ones left out)."""
     out = {}
     for p in (cluster.data_dir / "jobs" / name).glob("*.json"):
-        rec = json.loads(p.read_text())
-        out[rec.get("key", rec["name"]).rsplit("/", 1)[-1]] = rec
+        try:
+            rec = json.loads(p.read_text())
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "status" in rec:
+            out[rec.get("key", rec["name"]).rsplit("/", 1)[-1]] = rec
     return out
 
 
@@ -225,3 +229,83 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
+
+
+def test_service_deleted_while_its_jobs_wait_for_a_slot(two_slots, tmp_path):
+    """Both slots held; two jobs of another service queued; that service deleted: its
+    scripts never run, its records are gone, and the workers go on with other jobs."""
+    c = two_slots
+    tag = uuid.uuid4().hex[:6]
+    block, victim, later = f"block-{tag}", f"victim-{tag}", f"later-{tag}"
+    pids, marker = tmp_path / "pids", tmp_path / "victim-ran"
+    _deploy(c, block, f'echo $$ >> "{pids}"; sleep 600 & wait')
+    _deploy(c, victim, f'touch "{marker}"')
+    _deploy(c, later, 'echo done > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").out"')
+    _put(c, block, "b0")
+    _put(c, block, "b1")
+    until("both slots held", lambda: len(_pids(pids)) == 2)
+    _put(c, victim, "v0")
+    _put(c, victim, "v1")
+    until(
+        "victim jobs queued",
+        lambda: [r["status"] for r in _records(c, victim).values()] == ["Pending", "Pending"],
+    )
+    auth = (c.user, c.password)
+    r = requests.delete(f"{c.endpoint}/system/services/{victim}", auth=auth, timeout=30)
+    assert r.status_code == 204, r.text
+    r = requests.delete(f"{c.endpoint}/system/logs/{block}?all=true", auth=auth, timeout=30)
+    assert r.status_code == 204, r.text
+    _put(c, later, "l0")
+    c.wait_idle()
+    assert [x["status"] for x in _records(c, later).values()] == ["Succeeded"]
+    assert not marker.exists(), "a deleted service's queued job ran"
+    assert not (c.data_dir / "jobs" / victim).exists() or _records(c, victim) == {}
+    r = requests.get(f"{c.endpoint}/system/logs/{victim}", auth=auth, timeout=30)
+    assert r.status_code == 404
+
+
+def test_damaged_records_on_load_are_skipped(tmp_path):
+    """Job records cut short or not records at all, and a torn last line of the processed-
+    object records: the cluster starts, lists the good jobs, reprocesses no object, and
+    records new objects as before (also across a further restart)."""
+    data = tmp_path / "data"
+    name = "recs"
+    c = LocalCluster(data, max_jobs=2)
+    c.start()
+    try:
+        _deploy(c, name, 'echo ok > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").out"')
+        for k in "abc":
+            _put(c, name, k)
+        c.wait_idle(name)
+        recs = _records(c, name)
+        assert {k: r["status"] for k, r in recs.items()} == dict.fromkeys("abc", "Succeeded")
+        auth = (c.user, c.password)
+        r = requests.delete(
+            f"{c.endpoint}/system/logs/{name}/{recs['c']['name']}", auth=auth, timeout=30
+        )
+        assert r.status_code == 204  # c is now remembered by the processed-object records only
+        c.stop()
+        jobs_dir = data / "jobs" / name
+        (jobs_dir / f"{recs['a']['name']}.json").write_text('{"name": "' + recs["a"]["name"])
+        (jobs_dir / "not-a-record.json").write_text("[]")
+        (jobs_dir / "half-a-record.json").write_text('{"name": "x", "service": "recs"}')
+        with open(data / "watch" / f"{name}.jsonl", "a") as fh:
+            fh.write('"recs/in/torn')  # a torn last line, no newline
+        c.start()
+        c.wait_idle(name)
+        assert set(_jobs(c, name)) == {recs["b"]["name"]}  # no object reprocessed
+        _put(c, name, "d")
+        c.wait_idle(name)
+        d = _records(c, name)["d"]
+        assert d["status"] == "Succeeded"
+        r = requests.delete(f"{c.endpoint}/system/logs/{name}/{d['name']}", auth=auth, timeout=30)
+        assert r.status_code == 204  # d too is now remembered by the processed records only
+        c.stop()
+        c.start()
+        c.wait_idle(name)
+        assert set(_jobs(c, name)) == {recs["b"]["name"]}  # neither c nor d reprocessed
+        log_text = c.log_file.read_text()
+        assert log_text.count("skipped a damaged job record") >= 3
+        assert "skipped a damaged line of" in log_text
+    finally:
+        c.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import shutil
 import time
@@ -31,6 +32,8 @@ from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.errors import NotFoundError, ValidationError
 
 __all__ = ["PAGE_SIZE", "JobRecords", "job_info", "rfc3339"]
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 70
 UNFINISHED = ("Pending", "Running")
@@ -51,6 +54,22 @@ def job_info(rec: dict) -> dict:
         if rec.get(key) is not None:
             info[key] = rfc3339(rec[key])
     return info
+
+
+def _read_record(path: Path) -> dict | None:
+    """A job record file, or None when it is damaged (not JSON, not a record)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None
+    if not (
+        isinstance(rec, dict)
+        and all(isinstance(rec.get(k), str) for k in ("name", "service"))
+        and rec.get("status") in UNFINISHED + FINISHED
+        and isinstance(rec.get("creation_time"), (int, float))
+    ):
+        return None
+    return rec
 
 
 def _order(rec: dict) -> tuple[float, str]:
@@ -83,9 +102,9 @@ class JobRecords:
             if not svc_dir.is_dir():
                 continue
             for path in svc_dir.glob("*.json"):
-                try:
-                    rec = json.loads(path.read_text(encoding="utf-8"))
-                except (ValueError, OSError):
+                rec = _read_record(path)
+                if rec is None:
+                    log.warning("skipped a damaged job record: %s", path)
                     continue
                 self.jobs.setdefault(rec["service"], {})[rec["name"]] = rec
                 if rec.get("identity"):
@@ -94,14 +113,22 @@ class JobRecords:
                     pending.append(rec)
         for path in self.watch_dir.glob("*.jsonl"):
             seen = self.seen.setdefault(path.stem, set())
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if line:
-                        try:
-                            seen.add(json.loads(line))
-                        except ValueError:
-                            continue
+            data = path.read_bytes()
+            for line in data.decode("utf-8", "replace").splitlines():
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    identity = json.loads(line)
+                except ValueError:
+                    identity = None
+                if isinstance(identity, str):
+                    seen.add(identity)
+                else:
+                    log.warning("skipped a damaged line of %s", path)
+            if data and not data.endswith(b"\n"):  # a torn last line: later lines start anew
+                with open(path, "ab") as fh:
+                    fh.write(b"\n")
         pending.sort(key=_order)
         return pending
 
