@@ -351,3 +351,37 @@ def test_ctrl_c_stops_nodes_and_records_interruption(tmp_path):
     status = {n["label"]: (n["status"], (n["error"] or {}).get("message")) for n in rec["nodes"]}
     assert status == {"hang": ("failed", "interrupted"), "after": ("not_run", "interrupted")}
     assert not (tmp_path / "after.out").exists()
+
+
+LAZY_COMPONENT = """name: Lazy
+inputs: []
+outputs:
+- {name: result, type: String}
+implementation:
+  container:
+    image: python:3.11
+    command: [python3, -c, "import sys; print('not written:', sys.argv[1])", {outputPath: result}]
+"""
+
+
+def test_a_component_that_writes_no_output(tmp_path, monkeypatch):
+    """A component that exits 0 without writing its declared output: its node fails naming
+    the output, the node after it does not run, the run is not ok (CLI exit 1)."""
+    folder = tmp_path / "components"
+    folder.mkdir()
+    (folder / "lazy.yaml").write_text(LAZY_COMPONENT)
+    monkeypatch.setenv("OSCAR_ELYRA_COMPONENTS", str(folder))
+    _scripts(tmp_path, "after")
+    lazy = node("Lazy", component="user/lazy.yaml")
+    path = write_pipeline(
+        tmp_path / "lazy.pipeline", pipeline([lazy, node("after", "after.py", parents=[lazy])])
+    )
+    run_dir = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", str(path), "--run-dir", str(run_dir)])
+    assert res.exit_code == 1, res.output
+    rec = read_run(run_dir)
+    status = {n["label"]: (n["status"], (n["error"] or {}).get("message")) for n in rec["nodes"]}
+    assert status["Lazy"] == ("failed", "(lazy.yaml) did not write its output 'result'")
+    assert status["after"][0] == "not_run"
+    assert "did not write its output 'result'" in res.output
+    assert not (tmp_path / "after.out").exists()
