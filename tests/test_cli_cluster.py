@@ -146,7 +146,7 @@ def test_services_apply_bad_input_exit_2(env, tmp_path):
     r = run(env, "services", "apply", str(bad), code=2)
     assert r.stderr.startswith("Error: ") and "bad.yaml" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    run(env, "services", "rm", code=2)  # missing argument
+    assert "Missing argument 'NAME" in run(env, "services", "rm", code=2).stderr
 
 
 def _wait(client: OscarClient, service: str, n: int) -> dict:
@@ -177,8 +177,9 @@ def test_logs_ls_get_rm(env, client, tmp_path, secrets):
         assert json.loads(run(env, "--json", "logs", "get", name, first).stdout)["job"] == first
         assert_clean(r, secrets)
 
-        run(env, "logs", "rm", name, code=2)  # neither jobs nor a flag
-        run(env, "logs", "rm", name, first, "--all", code=2)
+        both = "give job names, or exactly one of --succeeded / --all"
+        assert both in run(env, "logs", "rm", name, code=2).stderr  # neither jobs nor a flag
+        assert both in run(env, "logs", "rm", name, first, "--all", code=2).stderr
         r = run(env, "logs", "rm", name, first)
         assert r.stdout.strip() == f"deleted {first}"
         assert set(client.list_jobs(name)) == {second, third}

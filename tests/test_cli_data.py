@@ -80,9 +80,11 @@ def test_run_file_output(env, images, tmp_path, secrets):
 
 def test_run_bad_usage(env, tmp_path):
     assert "exactly one input" in cli(env, "run", "cowsay", code=2).stderr
-    cli(env, "run", "cowsay", "-i", "x", "-f", __file__, code=2)
-    cli(env, "run", "cowsay", "-f", str(tmp_path / "missing.txt"), code=2)
-    cli(env, "run", "cowsay", "-i", "", code=2)
+    r = cli(env, "run", "cowsay", "-i", "x", "-f", __file__, code=2)
+    assert "give exactly one input: -i TEXT or -f FILE" in r.stderr
+    r = cli(env, "run", "cowsay", "-f", str(tmp_path / "missing.txt"), code=2)
+    assert "missing.txt' does not exist" in r.stderr
+    assert "the input text is empty" in cli(env, "run", "cowsay", "-i", "", code=2).stderr
     r = cli(env, "run", "no-such-service", "-i", "x", code=1)
     assert "Error:" in r.stderr and "no-such-service" in r.stderr.split("Error:", 1)[1]
 
@@ -109,7 +111,8 @@ def test_put_ls_get_roundtrip(env, images, tmp_path, secrets):
     assert (tmp_path / "one.png").read_bytes() == (images / "img0.png").read_bytes()
     r = cli(env, "get", f"{prefix}/nothing-here", str(tmp_path / "x"), code=1)
     assert "not found" in r.stderr
-    cli(env, "put", str(images / "img0.png"), "bad bucket/x", code=2)
+    r = cli(env, "put", str(images / "img0.png"), "bad bucket/x", code=2)
+    assert "invalid bucket name 'bad bucket'" in r.stderr
 
 
 def test_job_wait_download(env, images, tmp_path, secrets):

@@ -43,7 +43,8 @@ def test_buckets_commands(env, cluster, secrets):
     r = cli(env, "buckets", "presign", f"{b}/a/x.txt", "--expires", "60", secrets=secrets)
     assert requests.get(r.stdout.strip(), timeout=30).content == b"xx"
     assert "expires" in r.stderr
-    cli(env, "buckets", "presign", b, code=2)  # no object named
+    r = cli(env, "buckets", "presign", b, code=2)
+    assert f"{b!r} names no object; give bucket/key" in r.stderr
     # not empty: no terminal to ask, so --yes is required
     r = cli(env, "buckets", "rm", b, code=2)
     assert "--yes" in r.stderr and s3(cluster).bucket_exists(b)
@@ -65,13 +66,15 @@ def test_rm_dry_run_threshold_and_delete(env, cluster):
     r = cli(env, "rm", f"{b}/dir/", code=2)  # 12 > 10 and no terminal
     assert "12 objects would be deleted" in r.stderr
     r = cli(env, "rm", f"{b}/dir/", input="y\n", code=2)  # not a tty: refused, not asked
+    assert "12 objects would be deleted" in r.stderr and "[y/N]" not in r.stderr
     cli(env, "rm", f"{b}/dir/f0.txt")  # one object: no question
     r = cli(env, "rm", f"{b}/dir", "--yes")
     assert "deleted 11 objects" in r.stdout
     left = [o.object_name for o in s3(cluster).list_objects(b, recursive=True)]
     assert left == ["dir2/keep.txt"]
     cli(env, "rm", f"{b}/nothing/", code=1)
-    cli(env, "rm", b, code=2)  # a whole bucket is `buckets rm`
+    r = cli(env, "rm", b, code=2)
+    assert f"{b!r} is a whole bucket; use 'buckets rm {b}' for that" in r.stderr
 
 
 def test_get_latest(env, cluster, tmp_path):
@@ -98,7 +101,7 @@ def test_logs_status_filter_and_latest(env, client, tmp_path):
     latest = max(jobs, key=lambda n: (jobs[n]["creation_time"], n))
     r = cli(env, "--json", "logs", "get", "cowsay", "--latest")
     assert json.loads(r.stdout)["job"] == latest
-    cli(env, "logs", "get", "cowsay", code=2)  # neither JOB nor --latest
+    assert "give a JOB name or --latest" in cli(env, "logs", "get", "cowsay", code=2).stderr
 
 
 def test_job_via_api(env, tmp_path):

@@ -78,15 +78,20 @@ def test_resolve_from_environment_reaches_cluster(cluster, tmp_path):
     assert client.info()["version"]
 
 
-def test_system_calls(client):
+def test_system_calls(cluster, client):
     assert client.health() is True
     info = client.info()
-    assert isinstance(info.get("version"), str) and info["version"]
-    assert isinstance(client.status(), dict)
+    assert info["version"].startswith("embedded-")
+    assert info["serverless_backend"]["name"] == "oscar-elyra-embedded"
+    status = client.status()
+    assert status["oscar"]["ready"] is True and status["cluster"]["nodes_count"] == 1
+    assert status["oscar"]["jobs_count"] == sum(status["oscar"]["pods"]["states"].values())
     cfg = client.config()
-    assert "minio_provider" in cfg or "minio_provider" in cfg.get("config", {})
+    assert cfg["minio_provider"]["endpoint"] == cluster.s3_endpoint
     provider = client.minio_provider()
-    assert provider["endpoint"] and provider["access_key"] and provider["secret_key"]
+    assert provider["endpoint"] == cluster.s3_endpoint
+    assert provider["access_key"] == cluster.s3_access_key
+    assert provider["secret_key"] == cluster.s3_secret_key
     assert provider["secret_key"] not in redact(json.dumps(provider))
 
 

@@ -212,10 +212,9 @@ def test_connection_reset_retried_for_get_not_for_post(server):
 def test_stall_gives_timeout_error_naming_cluster_and_call(server):
     server.route("GET", "/system/info", ("stall", 1.5, 200, {}))
     client = client_for(server, timeout=(2, 0.3), retries=1)
-    start = time.monotonic()
+    # the stalled answer is a 200: only a read timeout (each attempt) makes this raise
     with pytest.raises(TimeoutError) as info:
         client.info()
-    assert time.monotonic() - start < 1.4  # two 0.3 s attempts, not the 1.5 s stall
     assert server.hits[("GET", "/system/info")] == 2  # idempotent: read timeout retried once
     msg = str(info.value)
     assert "cluster 'faulty'" in msg and server.url in msg and "/system/info" in msg
