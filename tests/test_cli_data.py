@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import pty
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import uuid
 from pathlib import Path
 
@@ -192,7 +196,47 @@ def test_map_failure_exit_code(env, client, tmp_path):
     assert "failing" in r.stderr
 
 
-def test_subprocess_progress_and_secrets(env, images, tmp_path, secrets, caplog):
+def _on_a_terminal(cmd: list[str], env: dict) -> tuple[int, str]:
+    """Run ``cmd`` with its stderr on a pseudo-terminal (as in a shell); (exit code, stderr)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 x 120
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer of the terminal has exited
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal_and_quiet(env, images, tmp_path, secrets):
+    """On a terminal a transfer shows a bar naming the file; -q shows none."""
+    exe = shutil.which("oscar-elyra", path=os.path.dirname(sys.executable))
+    penv = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    code, shown = _on_a_terminal([exe, "put", str(big), "cowsay/progress/"], penv)
+    assert code == 0, shown
+    assert "upload big.bin" in shown and "3.00M" in shown, shown
+    code, shown = _on_a_terminal([exe, "-q", "get", "cowsay/progress/big.bin", str(tmp_path)], penv)
+    assert code == 0, shown
+    assert "download" not in shown and "%" not in shown, shown
+    assert (tmp_path / "big.bin").read_bytes() == big.read_bytes()
+    code, shown = _on_a_terminal(
+        [exe, "get", "cowsay/progress/big.bin", str(tmp_path / "b2")], penv
+    )
+    assert code == 0 and "download b2" in shown, shown
+    for s in secrets:
+        assert s not in shown
+
+
+def test_subprocess_exit_codes_and_secrets(env, images, tmp_path, secrets, caplog):
     """The real entry point: exit codes, nothing secret on stdout/stderr, even with -vv."""
     exe = shutil.which("oscar-elyra", path=os.path.dirname(sys.executable))
     assert exe
