@@ -74,6 +74,7 @@ def test_service_definition_as_oscar_returns(cluster, client, oscar_schema):
     assert got["labels"]["oscar_service"] == svc
     assert len(got["token"]) == 64
     listed = oscar_schema(api(cluster, "GET", "/system/services").json(), SERVICES)
+    assert svc in {s["name"] for s in listed}
     assert all("minio" in s["storage_providers"] for s in listed)
     # the service's bucket is tagged as OSCAR tags it, and cannot be made public
     bucket = client.get_bucket(svc)
@@ -245,7 +246,7 @@ def test_submit_via_job_attributes_outputs_exactly(cluster, client, tmp_path, os
     inputs = [_png(tmp_path / f"img{i}.png", 40 * i) for i in range(3)]
     before = set(client.list_jobs("grayify"))
     jobs = oe.submit("grayify", inputs, client=client, via="job")
-    assert all(f"/{JOB_STAGING}/" in j.input_uri for j in jobs)
+    assert len(jobs) == 3 and all(f"/{JOB_STAGING}/" in j.input_uri for j in jobs)
     oe.wait(jobs, timeout=120, download_to=tmp_path / "out")
     for j in jobs:
         assert j.status == "Succeeded" and len(j.outputs) == 1

@@ -133,7 +133,7 @@ def test_sync_results_keep_nested_names_and_same_stems_apart(cluster, run):
     results = nodes.invoke_sync("grayify", uploaded, node="gray", client=client, store=store)
     assert sorted(a.name for a in results) == ["x/digit-0-0000.png", "y/digit-0-0000.png"]
     files = artifacts.fetch(results, run / "out", store=store)
-    assert all(p.is_file() for p in files)
+    assert len(files) == 2 and all(p.is_file() for p in files)
     local = nodes.invoke_sync(
         "grayify", [run / "in" / "x" / "digit-0-0000.png", run / "in" / "y" / "digit-0-0000.png"],
         node="gray2", client=client, store=store,

@@ -299,7 +299,9 @@ def test_ssl_verify_defaults_on():
 def test_example_fdl_paths_exist():
     from oscar_elyra.local.examples import fdl_paths
 
-    assert all(Path(p).is_file() for p in fdl_paths())
+    paths = fdl_paths()
+    assert sorted(Path(p).stem for p in paths) == ["cowsay", "deepaas-digits", "digits", "grayify"]
+    assert all(Path(p).is_file() for p in paths)
 
 
 def test_secrets_absent_from_logs_output_and_errors(cluster, client, echo, caplog, capsys):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -106,11 +107,16 @@ def test_binary_output_png(client, tmp_path):
     assert not [p for p in tmp_path.rglob("*.part")]
 
 
+SEVEN = Path(__file__).parent.parent / "pipelines" / "data" / "digits" / "digit-7-0007.png"
+
+
 def test_json_output(client, tmp_path):
-    res = run("digits", png(tmp_path / "seven.png", (255, 255, 255), (8, 8)), client=client)
+    res = run("digits", SEVEN, client=client, output=f"{tmp_path / 'out'}/")
     doc = res.json()
-    assert res.path.name == "seven.json" and doc["input"]
-    assert len(doc["probabilities"]) == 10 and 0 <= doc["digit"] <= 9
+    assert res.path.name == "digit-7-0007.json" and doc["input"]
+    assert doc["digit"] == 7  # the labelled sample's digit
+    probs = doc["probabilities"]
+    assert len(probs) == 10 and max(range(10), key=probs.__getitem__) == 7
     assert "<table>" in res._repr_html_() and res._repr_png_() is None
 
 

@@ -74,6 +74,7 @@ def test_submit_wait_100_inputs(client, store, tmp_path):
     # a second run of the same files gets its own outputs, never the first run's
     again = submit("a-echo", files[:2], client=client, store=store)
     wait(again, timeout=60)
+    assert [len(j.outputs) for j in again] == [2, 1]  # item000 is MULTI
     assert all(again[0].run_id in o for j in again for o in j.outputs)
     assert again[0].run_id != jobs[0].run_id
     # the same run_id label twice still gives two distinct submissions
