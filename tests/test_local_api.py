@@ -500,3 +500,22 @@ def test_no_secret_in_cluster_logs(cluster):
             for secret in secrets:
                 assert secret not in line, f"secret in {path.name}: {line[:80]}"
     assert lines > 10
+
+
+def test_idle_says_whether_anything_more_will_happen(cluster, tmp_path):
+    """GET /oscar-elyra/idle (not an OSCAR call): false while an uploaded input's job waits
+    or runs, true once it has finished; Basic auth; an unknown service is a 404."""
+    gate = tmp_path / "gate"
+    svc = new_service(cluster, f'while [ ! -e "{gate}" ]; do sleep 0.05; done')
+    name = svc["name"]
+    s3(cluster).put_object(name, "in/x.txt", io.BytesIO(b"x"), 1)
+    # the upload is taken in by the idle check itself: not idle right after the upload
+    r = api(cluster, "GET", "/oscar-elyra/idle", params={"service": name})
+    assert r.status_code == 200 and r.json() == {"idle": False}
+    assert [j["status"] for j in all_jobs(cluster, name).values()] in (["Pending"], ["Running"])
+    gate.touch()
+    cluster.wait_idle(name)
+    assert [j["status"] for j in all_jobs(cluster, name).values()] == ["Succeeded"]
+    assert api(cluster, "GET", "/oscar-elyra/idle", auth=None).status_code == 401
+    missing = api(cluster, "GET", "/oscar-elyra/idle", params={"service": "no-such-svc"})
+    assert missing.status_code == 404
