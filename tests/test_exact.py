@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-import threading
 import time
 import uuid
-from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from s3_proxy import S3Proxy
 
 from oscar_elyra.cli import main
 from oscar_elyra.errors import ServiceError, ValidationError
@@ -315,65 +312,15 @@ def test_fixed_output_name_one_job_ok_several_refused(client, store, env, tmp_pa
 # ----------------------------------------------------------------------------- 8
 
 
-class _Gate(ThreadingHTTPServer):
-    """A real HTTP proxy in front of the S3 server that lets ``allow`` object uploads
-    through and refuses the rest (403), as a storage outage mid-submission would."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str, allow: int) -> None:
-        self.upstream = urlsplit(upstream).netloc
-        self.allow = allow
-        self.puts = 0
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _GateHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _GateHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        gate: _Gate = self.server  # type: ignore[assignment]
-        is_upload = self.command == "PUT" and self.path.strip("/").count("/") >= 1
-        if is_upload:
-            with gate.lock:
-                gate.puts += 1
-                refuse = gate.puts > gate.allow
-            if refuse:
-                err = b"<Error><Code>AccessDenied</Code><Message>gate closed</Message></Error>"
-                self.send_response(403)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(err)))
-                self.end_headers()
-                self.wfile.write(err)
-                return
-        conn = HTTPConnection(gate.upstream, timeout=60)
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        for k, v in self.headers.items():
-            conn.putheader(k, v)
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        data = resp.read()
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        conn.close()
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+def _gate(upstream: str, allow: int) -> S3Proxy:
+    """A real proxy in front of the S3 server that lets ``allow`` object uploads through and
+    refuses the rest (403), as a storage outage mid-submission would."""
+    proxy = S3Proxy(upstream)
+    puts = iter(range(1, 1 << 30))
+    proxy.fault = lambda method, key, headers, n: (
+        ("deny",) if method == "PUT" and next(puts) > allow else None
+    )
+    return proxy
 
 
 def test_interrupted_job_is_resumed_without_sending_twice(cluster, client, env, tmp_path):
@@ -390,14 +337,12 @@ def test_interrupted_job_is_resumed_without_sending_twice(cluster, client, env, 
         for p in sorted(_files(tmp_path / "in", {f"j{k}.txt": str(k) for k in range(6)}).iterdir())
     ]
     record = tmp_path / "submission.jsonl"
-    gate = _Gate(cluster.s3_endpoint, allow=2)
-    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    gate = _gate(cluster.s3_endpoint, allow=2)
     try:
         r = cli(dict(env, OSCAR_S3_ENDPOINT=gate.url), "job", name, *files, "--record",
                 str(record), code=1)  # fmt: skip
     finally:
-        gate.shutdown()
-        gate.server_close()
+        gate.close()
     assert "2 of 6 input(s) queued" in r.stderr and f"job --resume {record}" in r.stderr
     r = cli(env, "--json", "job", "--resume", str(record), "--wait")
     jobs = json.loads(r.stdout)

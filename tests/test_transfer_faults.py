@@ -8,109 +8,15 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 import uuid
-from collections import Counter
-from http.client import HTTPConnection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
 
 import pytest
+from s3_proxy import S3Proxy
 
 from oscar_elyra.errors import AuthError, IntegrityError, StorageError
 from oscar_elyra.storage import MiB, ObjectStore
 
 BUCKET = "faults"
-
-
-class S3Proxy(ThreadingHTTPServer):
-    """Forwards every request to ``upstream`` unchanged (the SigV4 signature stays valid);
-    ``fault(method, key, headers, n)`` may return an action for the ``n``-th GET of ``key``:
-    ``("cut", nbytes)``: send the upstream headers, then only ``nbytes`` of the body and close;
-    ``("short", nbytes)``: a consistent 206 answer of only the first ``nbytes`` asked for;
-    ``("deny",)``: 403 AccessDenied; ``("after", fn)``: forward, then call ``fn()``."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urlsplit(upstream).netloc
-        self.fault = lambda method, key, headers, n: None
-        self.gets: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, length: int) -> None:
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _forward(self) -> None:
-        proxy: S3Proxy = self.server  # type: ignore[assignment]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path = unquote(self.path.partition("?")[0]).lstrip("/")
-        key = path.partition("/")[2]
-        action = None
-        if self.command == "GET" and key:
-            with proxy.lock:
-                proxy.gets[key] += 1
-                n = proxy.gets[key]
-            action = proxy.fault(self.command, key, self.headers, n)
-        if action is not None and action[0] == "deny":
-            err = b"<Error><Code>AccessDenied</Code><Message>denied by the proxy</Message></Error>"
-            self._send(403, [("Content-Type", "application/xml")], err, len(err))
-            return
-        conn = HTTPConnection(proxy.upstream, timeout=60)
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-        for k, v in self.headers.items():
-            conn.putheader(k, v)
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        headers = resp.getheaders()
-        if action is None:
-            self._send(resp.status, headers, data, len(data))
-        elif action[0] == "after":
-            self._send(resp.status, headers, data, len(data))
-            action[1]()
-        elif action[0] == "cut":
-            self._send(resp.status, headers, data[: action[1]], len(data))
-            self.close_connection = True
-            self.connection.shutdown(2)
-        elif action[0] == "short":
-            start, _, total = dict((k.lower(), v) for k, v in headers)["content-range"][
-                6:
-            ].partition("-")
-            first = int(start)
-            cut = data[: action[1]]
-            rng = f"bytes {first}-{first + len(cut) - 1}/{total.partition('/')[2]}"
-            kept = [(k, v) for k, v in headers if k.lower() != "content-range"]
-            self._send(resp.status, [*kept, ("Content-Range", rng)], cut, len(cut))
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +78,7 @@ def test_short_range_answer_is_refused(upstream, store, proxy, tmp_path, size):
     proxy.fault = lambda m, k, h, n: ("short", 1 * MiB) if k == key and n == 2 else None
     with pytest.raises(IntegrityError, match=r"retry"):
         store.get_file(f"{BUCKET}/{key}", tmp_path / "short.bin")
-    assert proxy.gets[key] >= 2, "the fault never fired"
+    assert proxy.hits["GET", key] >= 2, "the fault never fired"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -205,6 +111,6 @@ def test_first_failure_cancels_the_files_not_started(upstream, store, proxy, tmp
     proxy.fault = lambda m, k, h, n: ("deny",) if k == keys[0] else None
     with pytest.raises(AuthError, match="AccessDenied"):
         store.download_dir(f"{BUCKET}/{prefix}", tmp_path / "out")
-    requested = [k for k in keys if proxy.gets[k]]
+    requested = [k for k in keys if proxy.hits["GET", k]]
     assert keys[0] in requested
     assert len(requested) < 20, f"{len(requested)} of 40 files were still fetched"
