@@ -40,6 +40,7 @@ from oscar_elyra.errors import (
     ValidationError,
 )
 from oscar_elyra.local import buckets
+from oscar_elyra.local.events import EventStream
 from oscar_elyra.local.jobs import DEFAULT_JOB_TIMEOUT, JobManager
 from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import JobRecords, rfc3339
@@ -103,6 +104,7 @@ class Runtime:
             self.runner,
             self.s3,
             max_jobs,
+            EventStream(weed, weed.log_path),
             job_timeout=job_timeout,
             compat=compat,
         )
@@ -394,12 +396,13 @@ class ServicesHandler(BaseHandler):
         if self.rt.services.exists(svc["name"]):
             self.fail(409, f"a service named {svc['name']!r} already exists; use PUT to update")
         await self.run_io(self.rt.ensure_buckets, svc)
-        await self.run_io(self.rt.jobs.baseline, svc)
         try:
             created = self.rt.services.create(svc)
         except ConflictError as exc:
             self.fail(409, str(exc))
         register_secret(created["token"])
+        # after the service exists: an object written once the baseline started makes a job
+        await self.run_io(self.rt.jobs.baseline, created)
         log.info("service %s created", svc["name"])
         self.set_status(201)
         self.finish("")
@@ -416,12 +419,12 @@ class ServicesHandler(BaseHandler):
         new_paths = [
             io["path"] for io in storage_paths(svc, "input") if io["path"] not in old_paths
         ]
-        if new_paths:
-            await self.run_io(self.rt.jobs.baseline, svc, new_paths)
         try:
-            self.rt.services.update(svc)
+            _, updated = self.rt.services.update(svc)
         except NotFoundError:
             self.fail(404, f"service {svc['name']!r} not found; use POST to create it")
+        if new_paths:
+            await self.run_io(self.rt.jobs.baseline, updated, new_paths)
         log.info("service %s updated", svc["name"])
         self.set_status(204)
         self.finish()

@@ -1,10 +1,19 @@
 """Async jobs of the embedded cluster: bucket watching, the scheduler and ``max_jobs`` workers.
 
-Async jobs are started by new objects under a service's input path (as OSCAR's MinIO
-webhook does) and by ``POST /job``. New objects are found by listing the input paths
-every ``POLL_INTERVAL`` seconds and comparing with the processed-object records of
-:mod:`~oscar_elyra.local.records`; each job record is written *before* its object is
-marked processed, so every object gets exactly one job, also across restarts. Jobs run
+Async jobs are started by new objects under a service's input paths (as OSCAR's MinIO
+webhook does) and by ``POST /job``. New objects are learnt from SeaweedFS's metadata event
+stream (:class:`~oscar_elyra.local.events.EventStream`), never by listing: each event of an
+object written under a service's input path (a new key, or a new ETag of a known one) makes
+one job, checked against the processed-object records of
+:mod:`~oscar_elyra.local.records` (identity ``bucket/key@etag``); each job record is written
+*before* its object is marked processed, so every object gets exactly one job. The ``tsNs``
+of the last event processed is kept in ``<data>/watch/position.json``
+(:class:`~oscar_elyra.local.events.Position`); at start, and whenever the stream ends, it
+resumes from there, so an object written while the cluster was down gets its job once.
+Objects already under a path when a service gets it make no job (its baseline: listed
+once, marked processed; events older than it are ignored). After a run that did not stop
+cleanly (SeaweedFS may have lost its last metadata log) or with no position yet, the input
+paths are listed once at start. Jobs run
 with the one :class:`~oscar_elyra.local.runner.Runner`; every output file is uploaded to
 the service's output paths, each upload logged as the supervisor logs it
 (``Uploading file '<key>' to bucket '<bucket>'``) and listed in the job record
@@ -44,6 +53,7 @@ from pathlib import Path
 from minio import Minio
 
 from oscar_elyra.errors import NotFoundError
+from oscar_elyra.local.events import EventStream, ObjectCreated, Position, event_ts, object_created
 from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import FINISHED, UNFINISHED, JobRecords
 from oscar_elyra.local.runner import (
@@ -66,11 +76,8 @@ __all__ = [
 
 log = logging.getLogger("oscar_elyra.local")
 
-POLL_INTERVAL = 0.2
-#: input-listing interval while the cluster is busy (an input or a finished job within
-#: ``BUSY_WINDOW`` s): a client waiting on a freed slot sees its next input picked up sooner
-FAST_POLL_INTERVAL = 0.05
-BUSY_WINDOW = 2.0
+#: seconds between an event and the write of the stream position (one write per burst)
+POSITION_FLUSH = 0.5
 #: seconds a job may run when neither the service nor ``--job-timeout`` says otherwise
 DEFAULT_JOB_TIMEOUT = 3600.0
 #: the service annotation (Kubernetes-style, ignored by OSCAR) giving its job time limit
@@ -151,11 +158,14 @@ class JobManager:
         runner: Runner,
         s3: Minio,
         max_jobs: int,
+        events: EventStream,
         *,
         job_timeout: float = DEFAULT_JOB_TIMEOUT,
         compat: str = "embedded",
     ) -> None:
         self.records = records
+        self.events = events
+        self.position = Position(records.watch_dir / "position.json")
         self.services = services
         self.runner = runner
         self.s3 = s3
@@ -167,12 +177,13 @@ class JobManager:
         self.tasks: list[asyncio.Task] = []
         self._busy: set[asyncio.Task] = set()
         self._closing = False
-        self._last_activity = float("-inf")  # monotonic time of the last new input/finished job
+        self._caught_up = False  # the start-up listing (when needed) is done
+        self._flush: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         """Load the records; adopt, complete or queue again the unfinished jobs; remove
-        what a killed predecessor left behind; start the workers and the watcher."""
+        what a killed predecessor left behind; start the workers and the event watcher."""
         keep: set[Path] = set()
         for rec in self.records.load():
             ws = Workspace(Path(rec["workspace"])) if rec.get("workspace") else None
@@ -188,14 +199,22 @@ class JobManager:
         removed = self.runner.clean_leftovers(keep)
         if removed:
             log.info("removed %d leftover workspace(s) or temp file(s)", removed)
+        catch_up = not self.position.clean  # no position yet, or the last run crashed
+        if not self.position.ts_ns:
+            self.position.ts_ns = time.time_ns()
+        for svc in self.services.list():  # services older than ``since``: every event counts
+            paths = [io["path"] for io in storage_paths(svc, "input")]
+            self.position.set_since(svc["name"], paths, 0, keep=True)
+        self.position.save(clean=False)
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(self._worker()) for _ in range(self.max_jobs)]
-        self.tasks.append(loop.create_task(self._watch()))
+        self.tasks.append(loop.create_task(self._watch(catch_up)))
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self, grace: float = 10.0, *, clean: bool = True) -> None:
         """Stop taking jobs, let running ones finish for up to ``grace`` s, then kill them.
 
         Jobs not finished stay Pending/Running on disk and run again at the next start.
+        ``clean``: SeaweedFS stops cleanly too (so the next start needs no listing).
         """
         self._closing = True
         busy = [t for t in self.tasks if t in self._busy]
@@ -210,12 +229,18 @@ class JobManager:
             kill_group(pgid)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+        if self._flush is not None:
+            self._flush.cancel()
+        self.position.save(clean=clean and self._caught_up)
 
     # ---------------------------------------------------------------- watcher
-    def _list_new(self, svc: dict) -> list[tuple[str, str, int, str, str]]:
-        """Objects under ``svc``'s input paths not processed yet (runs in a thread)."""
+    def _list_new(self, svc: dict, paths: list[str] | None = None) -> list[ObjectCreated]:
+        """Objects under ``svc``'s input paths (or those of them in ``paths``) not
+        processed yet (runs in a thread; a listing: at baselines and start-up only)."""
         found = []
         for io in storage_paths(svc, "input"):
+            if paths is not None and io["path"] not in paths:
+                continue
             bucket, prefix = split_path(io["path"])
             listing_prefix = prefix + "/" if prefix else ""
             for obj in self.s3.list_objects(bucket, prefix=listing_prefix, recursive=True):
@@ -224,63 +249,97 @@ class JobManager:
                     continue
                 if not path_matches(key[len(listing_prefix) :], io):
                     continue
-                identity = f"{bucket}/{key}@{obj.etag}"
-                if not self.records.is_seen(svc["name"], identity):
-                    found.append((bucket, key, obj.size or 0, obj.etag or "", identity))
+                found.append(ObjectCreated(0, bucket, key, obj.size or 0, obj.etag or ""))
         return found
 
     def baseline(self, svc: dict, paths: list[str] | None = None) -> None:
-        """Mark the objects already under ``svc``'s input paths as processed (no jobs)."""
+        """Mark the objects already under ``svc``'s input paths (or those of them in
+        ``paths``) as processed (no jobs); their events count from now on."""
+        if paths is None:
+            paths = [io["path"] for io in storage_paths(svc, "input")]
+        since = time.time_ns()
+        self.position.set_since(svc["name"], paths, since)
+        self.position.save()
         try:
-            new = self._list_new(svc)
+            found = self._list_new(svc, paths)
         except Exception as exc:  # buckets may not exist yet
             log.warning("baseline of %s failed: %s", svc["name"], type(exc).__name__)
             return
-        if paths is not None:
-            new = [n for n in new if any(f"{n[0]}/{n[1]}".startswith(p + "/") for p in paths)]
-        self.records.mark_seen(svc["name"], [n[4] for n in new])
+        new = [i for i in map(_identity, found) if not self.records.is_seen(svc["name"], i)]
+        self.records.mark_seen(svc["name"], new)
 
-    async def _watch(self) -> None:
-        while True:
-            started = time.monotonic()
+    async def _watch(self, catch_up: bool) -> None:
+        """List the input paths once if ``catch_up``, then follow the storage events."""
+        if catch_up:
             for svc in self.services.list():
-                if storage_paths(svc, "input"):
-                    await self._poll(svc)
-            now = time.monotonic()
-            elapsed = now - started
-            busy = now - self._last_activity < BUSY_WINDOW
-            interval = FAST_POLL_INTERVAL if busy else POLL_INTERVAL
-            # listing at most half the time: a large input path never keeps a core busy
-            await asyncio.sleep(max(0.02, interval - elapsed, elapsed if busy else 0.0))
+                try:
+                    found = await self.runner.io(self._list_new, svc)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("listing inputs of %s failed: %s", svc["name"], exc)
+                    continue
+                for obj in found:
+                    self._trigger(svc["name"], obj)
+        self._caught_up = True
+        await self.events.follow(self._resume, self._on_event)
 
-    async def _poll(self, svc: dict) -> None:
-        """Create and queue a job for each new object under ``svc``'s input paths."""
-        name = svc["name"]
-        try:
-            new = await self.runner.io(self._list_new, svc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("listing inputs of %s failed: %s", name, exc)
-            return
-        if not self.services.exists(name):
-            return
-        for bucket, key, size, etag, identity in new:
-            if self.records.is_seen(name, identity):
+    def _resume(self) -> int:
+        """The position a (re)started stream resumes from, saved first."""
+        self.position.save()
+        return self.position.ts_ns
+
+    def _on_event(self, doc: dict) -> None:
+        """One metadata event: a job for each service whose input path it matches."""
+        ts = event_ts(doc)
+        if ts <= self.position.ts_ns:
+            return  # processed before (the stream replays from before its position)
+        obj = object_created(doc)
+        if obj is not None:
+            for svc in self.services.list():
+                if self._matches(svc, obj):
+                    self._trigger(svc["name"], obj)
+        self.position.ts_ns = ts
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(POSITION_FLUSH, self._save_position)
+
+    def _save_position(self) -> None:
+        self._flush = None
+        self.position.save()
+
+    def _matches(self, svc: dict, obj: ObjectCreated) -> bool:
+        """Whether ``obj`` is under one of ``svc``'s input paths, passes its filters and
+        was written after that path's baseline."""
+        for io in storage_paths(svc, "input"):
+            bucket, prefix = split_path(io["path"])
+            listing_prefix = prefix + "/" if prefix else ""
+            if bucket != obj.bucket or not obj.key.startswith(listing_prefix):
                 continue
-            rec = self.records.new(
-                name,
-                source="bucket",
-                bucket=bucket,
-                key=key,
-                size=size,
-                etag=etag,
-                identity=identity,
-            )
-            self.records.mark_seen(name, [identity])
-            self.sched.put(name, rec["name"])
-            self._last_activity = time.monotonic()
-            log.info("job %s created for s3://%s/%s", rec["name"], bucket, key)
+            since = self.position.since_of(svc["name"], io["path"])
+            if since is None or obj.ts_ns < since:
+                continue  # being created, or written before its baseline
+            if path_matches(obj.key[len(listing_prefix) :], io):
+                return True
+        return False
+
+    def _trigger(self, name: str, obj: ObjectCreated) -> None:
+        """Create and queue ``name``'s job for ``obj`` unless it was processed."""
+        identity = _identity(obj)
+        if self.records.is_seen(name, identity) or not self.services.exists(name):
+            return
+        rec = self.records.new(
+            name,
+            source="bucket",
+            bucket=obj.bucket,
+            key=obj.key,
+            size=obj.size,
+            etag=obj.etag,
+            identity=identity,
+        )
+        self.records.mark_seen(name, [identity])
+        self.sched.put(name, rec["name"])
+        log.info("job %s created for s3://%s/%s", rec["name"], obj.bucket, obj.key)
 
     # ---------------------------------------------------------------- quiescence
     async def idle(self, service: str | None = None) -> bool:
@@ -313,7 +372,6 @@ class JobManager:
         """Queue a job whose input is object ``bucket/key`` (a storage event on ``POST /job``)."""
         rec = self.records.new(svc, source="bucket", bucket=bucket, key=key, size=size, via="post")
         self.sched.put(svc, rec["name"])
-        self._last_activity = time.monotonic()
         return rec
 
     # ---------------------------------------------------------------- execution
@@ -352,7 +410,6 @@ class JobManager:
         rec.pop("pgid", None)
         rec.pop("workspace", None)
         self.records.set_status(rec, status)
-        self._last_activity = time.monotonic()
 
     async def _execute(self, rec: dict) -> None:
         try:
@@ -506,6 +563,8 @@ class JobManager:
         for rec in self.records.of_service(svc):
             self._kill(rec)
         self.records.forget_service(svc)
+        self.position.forget(svc)
+        self.position.save()
 
     def _forget(self, rec: dict) -> None:
         self._kill(rec)
@@ -515,6 +574,11 @@ class JobManager:
         pgid = self.procs.pop(rec["name"], None)
         if pgid is not None:
             kill_group(pgid)
+
+
+def _identity(obj: ObjectCreated) -> str:
+    """What marks an input object processed: a new ETag of a key is a new input."""
+    return f"{obj.bucket}/{obj.key}@{obj.etag}"
 
 
 def _minio_event(rec: dict) -> str:

@@ -155,7 +155,10 @@ async def _serve(rt: Runtime, sockets: list, owner: int) -> None:
     log.info("stopping")
     watchdog.cancel()
     server.stop()
-    await rt.jobs.stop()
+    # SeaweedFS still running: it flushes its metadata log when stopped, so the next start
+    # resumes from the event position without listing the input paths
+    storage_up = rt.weed.process is not None and rt.weed.process.poll() is None
+    await rt.jobs.stop(clean=storage_up)
     await loop.run_in_executor(None, rt.weed.stop)
     info = read_cluster_file(rt.data_dir)
     if info and info.get("pid") == os.getpid():

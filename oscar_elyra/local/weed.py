@@ -46,7 +46,7 @@ from oscar_elyra.errors import ConfigError, StorageError
 from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
 from oscar_elyra.local.state import UMASK
 
-__all__ = ["find_weed", "free_ports", "SeaweedFS", "GRPC_COMPONENTS"]
+__all__ = ["find_weed", "free_ports", "child_preexec", "SeaweedFS", "GRPC_COMPONENTS"]
 
 _PORT_FLAGS = [
     "s3.port",
@@ -215,7 +215,7 @@ def write_security(config_dir: Path) -> Path:
     return path
 
 
-def _restricted() -> None:
+def child_preexec() -> None:
     """In the child before exec: die with the parent, create files for the owner only."""
     os.umask(UMASK)  # data, logs and its unix sockets: the owner's only
     die_with_parent()
@@ -295,14 +295,9 @@ class SeaweedFS:
                 "-admin.ui=false",
                 "-master.telemetry=false",
             ]
-            # WEED_* variables would override security.toml: none but ours reach the child
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_"))}
+            env = self.child_env()
             env["AWS_ACCESS_KEY_ID"] = self.access_key
             env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
-            # its sockets and glog files go to $TMPDIR: keep them in the data dir, not /tmp
-            tmp = self.data_dir / "tmp"
-            tmp.mkdir(exist_ok=True)
-            env["TMPDIR"] = str(tmp)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self.process = spawn(
                 args,
@@ -310,7 +305,7 @@ class SeaweedFS:
                 new_session=self.new_session,
                 env=env,
                 cwd=self.data_dir,
-                preexec_fn=_restricted,
+                preexec_fn=child_preexec,
             )
             self.port = ports[0]
             if self._wait_ready(timeout):
@@ -318,6 +313,31 @@ class SeaweedFS:
             last = self._tail()
             self.stop()
         raise StorageError(f"SeaweedFS did not start (see {self.log_path}): {last}")
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of a ``weed`` child: no ``WEED_*`` (they would override
+        ``security.toml``) nor ``AWS_*`` variables, ``$TMPDIR`` in the data dir (its unix
+        sockets and glog files stay there, not in /tmp)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_"))}
+        tmp = self.data_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+        return env
+
+    def meta_tail_args(self, path_prefix: str, since_ns: int) -> list[str]:
+        """``weed filer.meta.tail``: the filer's metadata events under ``path_prefix`` since
+        ``since_ns`` (epoch ns), one indented JSON document each, on stdout, until the filer
+        goes. It reads ``security.toml`` from the data dir, so it dials the filer's gRPC
+        with the cluster's client certificate (mutual TLS)."""
+        ago = max(0, time.time_ns() - since_ns)
+        return [
+            find_weed(),
+            f"-config_dir={self.data_dir}",
+            "filer.meta.tail",
+            f"-filer=127.0.0.1:{self.ports['filer.port']}.{self.ports['filer.port.grpc']}",
+            f"-pathPrefix={path_prefix}",
+            f"-timeAgo={ago}ns",
+        ]
 
     def _wait_ready(self, timeout: float) -> bool:
         quick = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)

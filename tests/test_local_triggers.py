@@ -1,0 +1,225 @@
+"""Bucket triggers of the embedded cluster from SeaweedFS's metadata event stream.
+
+One cluster of its own (the tests kill its event stream and restart it). "Nothing more"
+is checked without sleeping: events are processed in order, so once the job of a later
+upload (a sentinel) exists, every earlier event has been handled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+from minio import Minio
+
+from oscar_elyra.local import LocalCluster
+from oscar_elyra.local.state import load_credentials
+from oscar_elyra.local.weed import SeaweedFS
+
+WAIT = 60.0
+SENTINEL = "sentinel-"
+
+
+@pytest.fixture(scope="module")
+def tc(tmp_path_factory):
+    c = LocalCluster(tmp_path_factory.mktemp("triggers") / "data", max_jobs=2)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _s3(c: LocalCluster) -> Minio:
+    host = c.s3_endpoint.split("://", 1)[1]
+    return Minio(host, c.s3_access_key, c.s3_secret_key, secure=False)
+
+
+def _service(c: LocalCluster, **extra) -> str:
+    name = f"trg-{uuid.uuid4().hex[:8]}"
+    svc = {
+        "name": name,
+        "image": "docker.io/library/bash:5",
+        "script": 'cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"',
+        "input": [{"path": f"{name}/in"}],
+        "output": [{"path": f"{name}/out"}],
+        **extra,
+    }
+    r = requests.post(
+        f"{c.endpoint}/system/services", json=svc, auth=(c.user, c.password), timeout=60
+    )
+    assert r.status_code == 201, r.text
+    return name
+
+
+def _put(c: LocalCluster, bucket: str, key: str, data: bytes, **kw) -> None:
+    _s3(c).put_object(bucket, key, io.BytesIO(data), len(data), **kw)
+
+
+def _jobs(c: LocalCluster, name: str) -> list[dict]:
+    """``name``'s job records (each with the ``key`` and ``etag`` of its input)."""
+    out = []
+    for path in (c.data_dir / "jobs" / name).glob("*.json"):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):  # being replaced
+            continue
+    return out
+
+
+def _wait_key(c: LocalCluster, name: str, key: str, n: int = 1) -> list[dict]:
+    """Wait until ``n`` jobs of ``name`` have input ``key``; returns every job of ``name``."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        jobs = _jobs(c, name)
+        if sum(j.get("key") == key for j in jobs) >= n:
+            return jobs
+        time.sleep(0.05)
+    raise AssertionError(
+        f"no {n} job(s) for {key} in {WAIT} s: {Counter(j.get('key') for j in jobs)}"
+    )
+
+
+def _settle(c: LocalCluster, name: str) -> Counter:
+    """Upload a sentinel, wait for its job: jobs per input key (sentinels left out) once
+    every earlier event is in."""
+    key = f"in/{SENTINEL}{uuid.uuid4().hex[:6]}"  # under any input path of the tests
+    _put(c, name, key, b"s")
+    jobs = _wait_key(c, name, key)
+    return Counter(j["key"] for j in jobs if SENTINEL not in j["key"])
+
+
+def _tail_pids(c: LocalCluster) -> list[int]:
+    """The cluster's ``weed filer.meta.tail`` processes."""
+    marker = f"-config_dir={c.data_dir / 's3'}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"filer.meta.tail" in cmd and marker in cmd:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_one_job_per_upload_overwrite_multipart_outside(tc):
+    name = _service(tc)
+    for i in range(5):
+        _put(tc, name, f"in/f{i}.txt", f"content {i}".encode())
+    _put(tc, name, "in/f0.txt", b"new content")  # overwrite, new content: a new input
+    _put(tc, name, "in/f1.txt", b"content 1")  # the same content again: the same input
+    big = os.urandom(6 * 1024 * 1024)
+    _put(tc, name, "in/big.bin", big, part_size=5 * 1024 * 1024)  # multipart: 2 parts
+    _put(tc, name, "other/x.txt", b"outside")  # same bucket, not under the input path
+    _put(tc, name, "in-not/y.txt", b"outside")  # a sibling sharing the prefix's letters
+    assert _s3(tc).stat_object(name, "in/big.bin").etag.endswith("-2")
+    per_key = _settle(tc, name)
+    assert per_key == {"in/f0.txt": 2, **{f"in/f{i}.txt": 1 for i in range(1, 5)}, "in/big.bin": 1}
+    etags = {j["etag"] for j in _jobs(tc, name) if j["key"] == "in/f0.txt"}
+    assert len(etags) == 2
+    # the multipart object's job got the whole object
+    (job,) = [j for j in _jobs(tc, name) if j["key"] == "in/big.bin"]
+    assert job["size"] == len(big) and job["etag"].endswith("-2")
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        outs = {o.object_name for o in _s3(tc).list_objects(name, prefix="out/")}
+        if "out/big.bin" in outs:
+            break
+        time.sleep(0.1)
+    assert _s3(tc).get_object(name, "out/big.bin").read() == big
+
+
+def test_whole_bucket_input_multipart_parts_make_no_job(tc):
+    """An input path that is a whole bucket: a multipart upload's parts (written under
+    ``.uploads/`` as they arrive) make no job, the completed object one."""
+    name = f"trg-{uuid.uuid4().hex[:8]}"
+    _service(tc, name=name, input=[{"path": name}])
+    other = _service(tc)
+    big = os.urandom(11 * 1024 * 1024)
+    _put(tc, name, "big.bin", big, part_size=5 * 1024 * 1024)  # 3 parts
+    _put(tc, other, "in/elsewhere.txt", b"another bucket")
+    assert _settle(tc, name) == {"big.bin": 1}
+
+
+def test_prefix_and_suffix_filters_apply_to_events(tc):
+    name = f"trg-{uuid.uuid4().hex[:8]}"
+    _service(tc, name=name, input=[{"path": f"{name}/in", "suffix": [".jpg"]}])
+    _put(tc, name, "in/a.txt", b"x")
+    _put(tc, name, "in/deep/b.jpg", b"x")
+    sentinel = "in/zz.jpg"
+    _put(tc, name, sentinel, b"x")
+    jobs = _wait_key(tc, name, sentinel)
+    assert Counter(j["key"] for j in jobs) == {"in/deep/b.jpg": 1, sentinel: 1}
+
+
+def test_killed_event_stream_restarts_without_loss_or_repeat(tc):
+    name = _service(tc)
+    _put(tc, name, "in/before.txt", b"b")
+    _wait_key(tc, name, "in/before.txt")
+    (pid,) = _tail_pids(tc)
+    os.kill(pid, signal.SIGKILL)
+    _put(tc, name, "in/meanwhile.txt", b"m")  # most likely before the new stream is up
+    per_key = _settle(tc, name)
+    assert per_key == {"in/before.txt": 1, "in/meanwhile.txt": 1}
+    assert _tail_pids(tc) not in ([], [pid])
+    log = tc.log_file.read_text(errors="replace")
+    assert "the storage event stream ended" in log
+
+
+def _upload_while_down(c: LocalCluster, bucket: str, key: str, *, flush: bool) -> None:
+    """Upload through SeaweedFS alone on the stopped cluster's data (``flush``: stop it
+    cleanly, so its metadata log keeps the event; else SIGKILL it: the event is lost)."""
+    creds = load_credentials(c.data_dir, create=False)
+    weed = SeaweedFS(
+        c.data_dir / "s3",
+        creds["s3_access_key"],
+        creds["s3_secret_key"],
+        log_path=c.data_dir / "logs" / "weed.log",
+    ).start()
+    try:
+        weed.minio().put_object(bucket, key, io.BytesIO(b"down"), 4)
+        if not flush:
+            weed.process.kill()
+            weed.process.wait()
+    finally:
+        weed.stop()
+
+
+def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path):
+    c = LocalCluster(tmp_path / "data", max_jobs=2)
+    c.start()
+    try:
+        name = _service(c)
+        _put(c, name, "in/up.txt", b"u")
+        _wait_key(c, name, "in/up.txt")
+        c.stop()
+        position = json.loads((c.data_dir / "watch" / "position.json").read_text())
+        assert position["clean"] is True and position["ts_ns"] > 0
+        _upload_while_down(c, name, "in/down.txt", flush=True)
+        c.start()
+        assert _settle(c, name) == {"in/up.txt": 1, "in/down.txt": 1}
+        # a crash (the whole cluster killed), then an upload whose event SeaweedFS loses:
+        # the restarted cluster lists its input paths once and finds it
+        os.killpg(c.process.pid, signal.SIGKILL)
+        c.process.wait()
+        c.process = None
+        _upload_while_down(c, name, "in/lost-event.txt", flush=False)
+        c.start()
+        expected = {"in/up.txt": 1, "in/down.txt": 1, "in/lost-event.txt": 1}
+        assert _settle(c, name) == expected
+        c.stop()
+        c.start()  # a clean restart: nothing is processed twice
+        assert _settle(c, name) == expected
+    finally:
+        c.stop()
