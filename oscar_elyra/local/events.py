@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,10 +45,10 @@ BUCKETS_DIR = "/buckets"
 UPLOADS_DIR = ".uploads"
 #: the filer's extended attribute holding an object's S3 ETag
 ETAG_ATTRIBUTE = "Seaweed-X-Amz-ETag"
-#: nanoseconds replayed before the position when a stream starts: the child turns a
-#: duration into its start time when it runs, later than when the duration was computed;
-#: events at or before the position are skipped by the caller
-REPLAY_MARGIN_NS = 60 * 10**9
+#: seconds replayed before the position when a stream starts (events at or before the
+#: position are skipped by the caller): the child turns a duration into its start time
+#: when it runs, later than when the duration was computed, by its start-up time
+REPLAY_MARGIN = float(os.environ.get("OSCAR_ELYRA_EVENT_REPLAY", "60"))
 #: a document larger than this (an entry with a huge chunk list) ends the stream
 MAX_DOCUMENT = 64 * 1024 * 1024
 #: seconds before restarting a stream that ended; doubled while it keeps ending quickly
@@ -200,7 +201,8 @@ class EventStream:
 
     async def _run(self, since_ns: int, handle: Callable[[dict], None]) -> str:
         """Run one child from ``since_ns``; returns why it ended."""
-        args = self.weed.meta_tail_args(BUCKETS_DIR + "/", since_ns - REPLAY_MARGIN_NS)
+        margin = int(REPLAY_MARGIN * 1e9)
+        args = self.weed.meta_tail_args(BUCKETS_DIR + "/", since_ns - margin)
         with open(self.log_path, "ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 *args,
