@@ -230,9 +230,9 @@ def _upload_while_down(c: LocalCluster, bucket: str, key: str, *, flush: bool) -
 
 
 def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeypatch):
-    # no replay before the position (default 60 s, more than this test's downtime): the
+    # 1 s replayed before the position (default 60 s, more than this test's downtime): the
     # upload made while the cluster was down is found only from the position
-    monkeypatch.setenv("OSCAR_ELYRA_EVENT_REPLAY", "0")
+    monkeypatch.setenv("OSCAR_ELYRA_EVENT_REPLAY", "1")
     c = LocalCluster(tmp_path / "data", max_jobs=2)
     c.start()
     try:

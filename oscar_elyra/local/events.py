@@ -45,9 +45,9 @@ BUCKETS_DIR = "/buckets"
 UPLOADS_DIR = ".uploads"
 #: the filer's extended attribute holding an object's S3 ETag
 ETAG_ATTRIBUTE = "Seaweed-X-Amz-ETag"
-#: seconds replayed before the position when a stream starts (events at or before the
-#: position are skipped by the caller): the child turns a duration into its start time
-#: when it runs, later than when the duration was computed, by its start-up time
+#: seconds replayed before the position when a stream starts: events reach the stream
+#: slightly out of ``tsNs`` order, and the child turns a duration into its start time when
+#: it runs, later than when the duration was computed (the caller skips what it processed)
 REPLAY_MARGIN = float(os.environ.get("OSCAR_ELYRA_EVENT_REPLAY", "60"))
 #: a document larger than this (an entry with a huge chunk list) ends the stream
 MAX_DOCUMENT = 64 * 1024 * 1024

@@ -290,16 +290,19 @@ class JobManager:
         return self.position.ts_ns
 
     def _on_event(self, doc: dict) -> None:
-        """One metadata event: a job for each service whose input path it matches."""
-        ts = event_ts(doc)
-        if ts <= self.position.ts_ns:
-            return  # processed before (the stream replays from before its position)
-        obj = object_created(doc)
-        if obj is not None:
-            for svc in self.services.list():
-                if self._matches(svc, obj):
-                    self._trigger(svc["name"], obj)
-        self.position.ts_ns = ts
+        """One metadata event: a job for each service whose input path it matches.
+
+        Events arrive nearly but not exactly in ``tsNs`` order (the filer stamps an event
+        before appending it to its log), and a stream replays from before its position:
+        what was processed is known by the processed-object records, not by time.
+        """
+        for event in (doc, *(e for e in doc.get("events") or () if isinstance(e, dict))):
+            obj = object_created(event)
+            if obj is not None:
+                for svc in self.services.list():
+                    if self._matches(svc, obj):
+                        self._trigger(svc["name"], obj)
+            self.position.ts_ns = max(self.position.ts_ns, event_ts(event))
         if self._flush is None:
             loop = asyncio.get_running_loop()
             self._flush = loop.call_later(POSITION_FLUSH, self._save_position)
