@@ -40,7 +40,7 @@ BENCHES: dict[str, tuple[str, list[str], str]] = {
     "storage": ("bench_storage.py", ["--repeat", "3"], "transfers"),
     "local": (
         "bench_local.py",
-        ["--n", "60", "--max-jobs", "4", "--repeat", "10"],
+        ["--n", "60", "--prefill", "10000", "--max-jobs", "4", "--repeat", "10"],
         "job start",
     ),
     "pipeline": (
@@ -50,14 +50,8 @@ BENCHES: dict[str, tuple[str, list[str], str]] = {
     ),
 }
 
-#: goals of issue 14 that wait for issue 9 (event-driven triggers, map rework)
+#: goals of issue 14 that wait for issue 9 (map rework)
 PENDING = [
-    (
-        "trigger: p95 job start after an upload, 10,000 objects already in the bucket",
-        "not measured yet",
-        "<= 100 ms, cost independent of the bucket's size",
-        "issue 9 (SeaweedFS metadata events instead of listing) pending",
-    ),
     (
         "map, exactly K in flight, N = 1,000",
         "not measured yet (see the N=200 rows)",
