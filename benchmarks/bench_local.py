@@ -2,9 +2,10 @@
 
 1. Async job start latency after upload: p50/p95 over N uploads (paced, so no queueing):
    time from ``put_object`` returning to the service script's first line running, side by
-   side (uploads alternating, ``--rate`` in all) for a service whose input path is empty and one whose input
-   path already holds ``--prefill`` objects (10,000; put in parallel before the service
-   exists): triggers come from SeaweedFS's metadata events, so the ratio stays near 1.
+   side (uploads alternating, ``--rate`` in all) for a service whose input path is empty
+   and one whose input path already holds ``--prefill`` objects (10,000; put in parallel
+   before the service exists): triggers come from SeaweedFS's metadata events, so the
+   ratio stays near 1.
 2. Sync ``/run`` round trip vs running the same script directly (bash, same env): ratio
    of medians, for cowsay (shell) and grayify (python3 + Pillow).
 3. N async jobs of ``sleep 0.5`` at ``--max-jobs K``: wall time vs the ideal N*0.5/K.
