@@ -33,12 +33,8 @@ SENTINEL = "sentinel-"
 
 @pytest.fixture(scope="module")
 def tc(tmp_path_factory):
-    c = LocalCluster(tmp_path_factory.mktemp("triggers") / "data", max_jobs=2)
-    c.start()
-    try:
+    with LocalCluster(tmp_path_factory.mktemp("triggers") / "data", max_jobs=2) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def _s3(c: LocalCluster) -> Minio:
