@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from oscar_elyra._paths import write_json_atomic
-from oscar_elyra.local.weed import SeaweedFS, child_preexec
+from oscar_elyra.local.weed import SeaweedFS
 
 __all__ = ["BUCKETS_DIR", "EventStream", "ObjectCreated", "Position", "event_ts", "object_created"]
 
@@ -211,8 +211,7 @@ class EventStream:
                 stderr=err,
                 env=self.weed.child_env(),
                 cwd=self.weed.data_dir,
-                preexec_fn=child_preexec,
-            )
+            )  # in the server's process group, with its umask; it ends when the filer goes
         self.process = proc
         assert proc.stdout is not None
         buf = bytearray()

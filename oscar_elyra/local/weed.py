@@ -46,7 +46,7 @@ from oscar_elyra.errors import ConfigError, StorageError
 from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
 from oscar_elyra.local.state import UMASK
 
-__all__ = ["find_weed", "free_ports", "child_preexec", "SeaweedFS", "GRPC_COMPONENTS"]
+__all__ = ["find_weed", "free_ports", "SeaweedFS", "GRPC_COMPONENTS"]
 
 _PORT_FLAGS = [
     "s3.port",
@@ -215,7 +215,7 @@ def write_security(config_dir: Path) -> Path:
     return path
 
 
-def child_preexec() -> None:
+def _restricted() -> None:
     """In the child before exec: die with the parent, create files for the owner only."""
     os.umask(UMASK)  # data, logs and its unix sockets: the owner's only
     die_with_parent()
@@ -305,7 +305,7 @@ class SeaweedFS:
                 new_session=self.new_session,
                 env=env,
                 cwd=self.data_dir,
-                preexec_fn=child_preexec,
+                preexec_fn=_restricted,
             )
             self.port = ports[0]
             if self._wait_ready(timeout):
