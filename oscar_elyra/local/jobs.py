@@ -234,9 +234,9 @@ class JobManager:
         self.position.save(clean=clean and self._caught_up)
 
     # ---------------------------------------------------------------- watcher
-    def _list_new(self, svc: dict, paths: list[str] | None = None) -> list[ObjectCreated]:
-        """Objects under ``svc``'s input paths (or those of them in ``paths``) not
-        processed yet (runs in a thread; a listing: at baselines and start-up only)."""
+    def _list_inputs(self, svc: dict, paths: list[str] | None = None) -> list[ObjectCreated]:
+        """Objects under ``svc``'s input paths (or those of them in ``paths``) passing
+        their filters (runs in a thread; a listing: at baselines and start-up only)."""
         found = []
         for io in storage_paths(svc, "input"):
             if paths is not None and io["path"] not in paths:
@@ -261,7 +261,7 @@ class JobManager:
         self.position.set_since(svc["name"], paths, since)
         self.position.save()
         try:
-            found = self._list_new(svc, paths)
+            found = self._list_inputs(svc, paths)
         except Exception as exc:  # buckets may not exist yet
             log.warning("baseline of %s failed: %s", svc["name"], type(exc).__name__)
             return
@@ -273,7 +273,7 @@ class JobManager:
         if catch_up:
             for svc in self.services.list():
                 try:
-                    found = await self.runner.io(self._list_new, svc)
+                    found = await self.runner.io(self._list_inputs, svc)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
