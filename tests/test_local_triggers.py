@@ -243,9 +243,8 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         assert _settle(c, name) == {"in/up.txt": 1, "in/down.txt": 1}
         # a crash (the whole cluster killed), then an upload whose event SeaweedFS loses:
         # the restarted cluster lists its input paths once and finds it
-        os.killpg(c.process.pid, signal.SIGKILL)
-        c.process.wait()
-        c.process = None
+        os.killpg(c.pid, signal.SIGKILL)
+        c.wait()
         _upload_while_down(c, name, "in/lost-event.txt", flush=False)
         c.start()
         expected = {"in/up.txt": 1, "in/down.txt": 1, "in/lost-event.txt": 1}
