@@ -35,7 +35,15 @@ from typing import Any, NamedTuple
 from oscar_elyra._paths import write_json_atomic
 from oscar_elyra.local.weed import SeaweedFS
 
-__all__ = ["BUCKETS_DIR", "EventStream", "ObjectCreated", "Position", "event_ts", "object_created"]
+__all__ = [
+    "BUCKETS_DIR",
+    "EventStream",
+    "ObjectCreated",
+    "Position",
+    "bucket_created",
+    "event_ts",
+    "object_created",
+]
 
 log = logging.getLogger("oscar_elyra.local")
 
@@ -117,6 +125,16 @@ def object_created(doc: dict) -> ObjectCreated | None:
     except (TypeError, ValueError):
         size = 0
     return ObjectCreated(event_ts(doc), bucket, key, size, _etag(entry))
+
+
+def bucket_created(doc: dict) -> str | None:
+    """The bucket ``doc`` (one metadata event) created, None if none."""
+    note = doc.get("eventNotification") or {}
+    entry = note.get("newEntry")
+    if not isinstance(entry, dict) or not entry.get("isDirectory") or note.get("oldEntry"):
+        return None
+    parent = note.get("newParentPath") or doc.get("directory") or ""
+    return (entry.get("name") or None) if parent == BUCKETS_DIR else None
 
 
 class Position:

@@ -47,13 +47,21 @@ import itertools
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 
 from minio import Minio
 
 from oscar_elyra.errors import NotFoundError
-from oscar_elyra.local.events import EventStream, ObjectCreated, Position, event_ts, object_created
+from oscar_elyra.local.events import (
+    EventStream,
+    ObjectCreated,
+    Position,
+    bucket_created,
+    event_ts,
+    object_created,
+)
 from oscar_elyra.local.procs import kill_group
 from oscar_elyra.local.records import FINISHED, UNFINISHED, JobRecords
 from oscar_elyra.local.runner import (
@@ -78,6 +86,10 @@ log = logging.getLogger("oscar_elyra.local")
 
 #: seconds between an event and the write of the stream position (one write per burst)
 POSITION_FLUSH = 0.5
+#: seconds :meth:`JobManager.idle` waits for its marker to come through the event stream
+MARKER_TIMEOUT = 30.0
+#: name of the short-lived bucket whose creation marks "every event up to now"
+MARKER_BUCKET = "oscar-elyra-idle-{}"
 #: seconds a job may run when neither the service nor ``--job-timeout`` says otherwise
 DEFAULT_JOB_TIMEOUT = 3600.0
 #: the service annotation (Kubernetes-style, ignored by OSCAR) giving its job time limit
@@ -179,6 +191,7 @@ class JobManager:
         self._closing = False
         self._caught_up = False  # the start-up listing (when needed) is done
         self._flush: asyncio.TimerHandle | None = None
+        self._markers: dict[str, asyncio.Future[None]] = {}  # marker bucket -> its event seen
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -297,6 +310,10 @@ class JobManager:
         what was processed is known by the processed-object records, not by time.
         """
         for event in (doc, *(e for e in doc.get("events") or () if isinstance(e, dict))):
+            if self._markers:
+                marker = self._markers.get(bucket_created(event) or "")
+                if marker is not None and not marker.done():
+                    marker.set_result(None)
             obj = object_created(event)
             if obj is not None:
                 for svc in self.services.list():
@@ -349,17 +366,38 @@ class JobManager:
         """Whether nothing more will happen by itself (for tests and tools that must tell
         "nothing else happened" from "nothing happened yet").
 
-        First takes in every input event up to now (a pass of the watcher over the input
-        paths of ``service``, or of every service, started by this call), then answers True
-        when no job (of ``service``, or at all) is Pending or Running.
+        First takes in every storage event up to now (:meth:`_events_up_to_now`), then
+        answers True when no job (of ``service``, or at all) is Pending or Running.
         """
-        for svc in self.services.list():
-            if (service is None or svc["name"] == service) and storage_paths(svc, "input"):
-                await self._poll(svc)
+        if not await self._events_up_to_now():
+            return False
         names = [service] if service is not None else list(self.records.jobs)
         return not any(
             rec["status"] in UNFINISHED for name in names for rec in self.records.of_service(name)
         )
+
+    async def _events_up_to_now(self) -> bool:
+        """Return True once every storage event before this call has been processed.
+
+        A marker bucket is created and removed: the filer appends an event to its log
+        before the write it reports returns, so the marker's event comes after those of
+        every write done before; once the stream brings it, they were processed. False
+        when the marker did not come within :data:`MARKER_TIMEOUT` s (a stream restarting).
+        """
+        name = MARKER_BUCKET.format(uuid.uuid4().hex[:20])
+        seen = self._markers[name] = asyncio.get_running_loop().create_future()
+        created = False
+        try:
+            await self.runner.io(self.s3.make_bucket, name)
+            created = True
+            await asyncio.wait_for(seen, MARKER_TIMEOUT)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            del self._markers[name]
+            if created:
+                await self.runner.io(self.s3.remove_bucket, name)
 
     # ---------------------------------------------------------------- submission
     def submit_body(self, svc: str, body_file: Path) -> dict:
