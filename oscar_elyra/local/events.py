@@ -195,7 +195,6 @@ class EventStream:
     def __init__(self, weed: SeaweedFS, log_path: Path) -> None:
         self.weed = weed
         self.log_path = Path(log_path)
-        self.process: asyncio.subprocess.Process | None = None
 
     async def follow(self, resume: Callable[[], int], handle: Callable[[dict], None]) -> None:
         """Call ``handle(doc)`` for each event from ``resume()`` (epoch ns) on, until
@@ -230,7 +229,6 @@ class EventStream:
                 env=self.weed.child_env(),
                 cwd=self.weed.data_dir,
             )  # in the server's process group, with its umask; it ends when the filer goes
-        self.process = proc
         assert proc.stdout is not None
         buf = bytearray()
         try:
@@ -253,7 +251,6 @@ class EventStream:
             code = await proc.wait()
             return f"exit code {code}" + (f": {rest[-300:]}" if rest else "")
         finally:
-            self.process = None
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
