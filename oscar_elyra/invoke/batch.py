@@ -259,6 +259,8 @@ class _Batch:
     staged: deque[tuple[dict, Path, Job, Future]] = field(default_factory=deque)
     collecting: dict[Future, tuple[dict, Path, Job]] = field(default_factory=dict)
     ended: set[int] = field(default_factory=set)
+    #: whether every output so far was named after its input (None: no output yet)
+    stem_named: bool | None = None
     # set by run_async, from the service definition
     in_path: str = field(init=False)
     send_path: str = field(init=False)
@@ -351,6 +353,7 @@ class _Batch:
                 succeeded = self._poll()
                 if succeeded:
                     fixed = any(j.stem not in u for _, _, j in succeeded for u in j.outputs)
+                    self.stem_named = not fixed and self.stem_named is not False
                     # fixed names: downloaded before the next job can overwrite them
                     self._collect(succeeded, now=fixed)
                     self._stage()
@@ -397,10 +400,13 @@ class _Batch:
         return jobs
 
     def _ended(self, jobs: list[Job]) -> None:
-        """The job list shows ``jobs`` ended: their slots take the next inputs before
-        their logs are read and their outputs attributed."""
-        self.ended.update(id(j) for j in jobs)
-        self._launch()
+        """The job list shows ``jobs`` ended: once the service is known to name its
+        outputs after their inputs, their slots take the next inputs before their logs
+        are read and their outputs attributed (fixed-name outputs must be downloaded
+        first: the next job would overwrite them)."""
+        if self.stem_named:
+            self.ended.update(id(j) for j in jobs)
+            self._launch()
 
     def _free(self) -> int:
         """Slots free: ``concurrency`` less the jobs in flight (not known to have ended)."""

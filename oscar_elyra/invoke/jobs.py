@@ -570,6 +570,8 @@ class _Tracker:
         self.tried: set[str] = set()
         #: matched jobs that ended but whose log could not be read, how many times
         self.log_misses: dict[str, int] = {}
+        #: when a job list first showed each job ended
+        self.ended_at: dict[str, float] = {}
         #: an executor reading logs in the background (None: read while polling)
         self.log_pool: Any = None
         self.reading: dict[str, tuple[str, Any]] = {}
@@ -732,10 +734,13 @@ class _Tracker:
         # the logs of jobs that just ended (to match them to inputs and see their uploads)
         # and, once, of new running jobs
         wanted, ended = [], []
+        now = time.time()
         for name, info in listing.items():
             status = str(info.get("status") or "")
             if name in self.ignored or name in self.reading:
                 continue
+            if status in _TERMINAL:
+                self.ended_at.setdefault(name, now)  # for "in flight meanwhile"
             job = self.mapped.get(name)
             if job is not None:
                 if status in _TERMINAL and not job.done:
@@ -798,7 +803,7 @@ class _Tracker:
 
     def _settle(self, job: Job, status: str, text: str | None) -> None:
         """The job record of ``job`` is terminal: attribute its outputs, decide."""
-        job.finished_at = time.time()
+        job.finished_at = self.ended_at.get(job.job_name or "") or time.time()
         job.log = _excerpt(text) if text is not None else None
         if status == "Failed":
             job.status = "Failed"
