@@ -257,6 +257,7 @@ class _Batch:
     next_list: float = 0.0
     via: str | None = None
     staged: deque[tuple[dict, Path, Job, Future]] = field(default_factory=deque)
+    posting: dict[Future, tuple[dict, Path, Job]] = field(default_factory=dict)
     collecting: dict[Future, tuple[dict, Path, Job]] = field(default_factory=dict)
     ended: set[int] = field(default_factory=set)
     #: whether every output so far was named after its input (None: no output yet)
@@ -345,9 +346,10 @@ class _Batch:
         self.tracker.on_ended = self._ended
         self.stager = ThreadPoolExecutor(max_workers=max(1, min(STAGERS, self.store.workers)))
         self.loader = ThreadPoolExecutor(max_workers=LOADERS)
+        self.poster = ThreadPoolExecutor(max_workers=max(1, min(STAGERS, self.concurrency)))
         self.tracker.log_pool = readers = ThreadPoolExecutor(max_workers=LOADERS)
         try:
-            while self.inflight or self.queue or self.staged or self.collecting:
+            while self.inflight or self.queue or self.staged or self.posting or self.collecting:
                 self._stage()
                 self._launch()
                 succeeded = self._poll()
@@ -361,7 +363,7 @@ class _Batch:
                 self._reap()
                 self._sleep()
         finally:
-            for pool in (self.stager, self.loader, readers):
+            for pool in (self.poster, self.stager, self.loader, readers):
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def _settle(self, rec: dict, p: Path, error: str) -> None:
@@ -410,7 +412,7 @@ class _Batch:
 
     def _free(self) -> int:
         """Slots free: ``concurrency`` less the jobs in flight (not known to have ended)."""
-        return self.concurrency - len(self.inflight) + len(self.ended)
+        return self.concurrency - len(self.inflight) - len(self.posting) + len(self.ended)
 
     def _started(self, rec: dict, p: Path, job: Job) -> None:
         self.inflight[id(job)] = (rec, p, job)
@@ -431,21 +433,9 @@ class _Batch:
         staged inputs, in order (``via="job"``), or upload queued inputs (``via="bucket"``)."""
         if self.via == "job":
             while self.staged and self._free() > 0:
-                if not self.staged[0][3].done():
-                    return
                 rec, p, job, put = self.staged.popleft()
-                err = put.exception()
-                if err is None:
-                    try:
-                        event = storage_event(job.input_uri, int(rec["size"] or 0))
-                        self.session.client.post_job(self.service, event)
-                        job.submitted_at = time.time()
-                    except Exception as exc:  # noqa: BLE001 - one failure never aborts the batch
-                        err = exc
-                if err is None:
-                    self._started(rec, p, job)
-                else:
-                    self._not_sent(rec, p, err)
+                size = int(rec["size"] or 0)
+                self.posting[self.poster.submit(self._post, job, put, size)] = (rec, p, job)
             return
         batch = []
         while self.queue and self._free() > len(batch):
@@ -454,6 +444,23 @@ class _Batch:
             return
         jobs = self._plan(batch)
         for (rec, p), job, err in zip(batch, jobs, _upload(jobs, self.store), strict=True):
+            if err is None:
+                self._started(rec, p, job)
+            else:
+                self._not_sent(rec, p, err)
+
+    def _post(self, job: Job, put: Future, size: int) -> None:
+        """Start ``job`` once its input is uploaded (in a thread: a start never waits for
+        another, nor the job list for a start)."""
+        put.result()
+        self.session.client.post_job(self.service, storage_event(job.input_uri, size))
+        job.submitted_at = time.time()
+
+    def _posted(self) -> None:
+        """Follow the jobs started since the last call; settle those that could not be."""
+        for fut in [f for f in self.posting if f.done()]:
+            rec, p, job = self.posting.pop(fut)
+            err = fut.exception()
             if err is None:
                 self._started(rec, p, job)
             else:
@@ -468,6 +475,7 @@ class _Batch:
         due job is overdue, and never more than half the time): only its end between two
         whole readings (see ``_Tracker._listing``), else with the outputs as a hint.
         """
+        self._posted()
         tracker = self.tracker
         tracker.jobs = [v[2] for v in self.inflight.values()]
         self.min_age = 0.9 * min(self.latencies[-32:]) if self.latencies else 0.0
@@ -535,20 +543,20 @@ class _Batch:
             self._finish(rec)
 
     def _sleep(self) -> None:
-        """Sleep until a job is due, a staged input is uploaded or an output downloaded,
-        unless a free slot has an input ready."""
+        """Wait until a job is due (or the next job-list read), a job is started or an
+        output downloaded, unless a free slot has an input ready."""
         if self._free() > 0 and (self.queue or self.staged):
-            if self.staged and not self.staged[0][3].done():
-                wait_futures([self.staged[0][3]], timeout=0.25)
-            return
-        if not self.inflight:
-            if self.collecting:
-                wait_futures(list(self.collecting), timeout=0.25, return_when=FIRST_COMPLETED)
             return
         mono, now = time.monotonic(), time.time()
-        due_in = min(j.submitted_at + self.min_age - now for _, _, j in self.inflight.values())
-        wake = max(self.next_list, mono + due_in)
-        time.sleep(min(0.25, max(0.001, wake - mono)))
+        wake = mono + 0.25
+        if self.inflight:
+            due_in = min(j.submitted_at + self.min_age - now for _, _, j in self.inflight.values())
+            wake = min(wake, max(self.next_list, mono + due_in))
+        waits = [*self.posting, *self.collecting]
+        if waits:
+            wait_futures(waits, timeout=max(0.0, wake - mono), return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(max(0.001, wake - mono))
 
 
 def map(  # noqa: A001 - the documented name
