@@ -718,8 +718,9 @@ class _Tracker:
         """Read the service's job list (see :meth:`_listing` for ``full``): map jobs to
         inputs through their logs and settle the ended ones.
 
-        A job is matched once running (its log names its input), so that its end is seen
-        from the list alone: ``on_ended`` hears of it before any log is read. With a
+        With ``on_ended``, a job is matched once running (its log names its input), so
+        that its end is seen from the list alone: ``on_ended`` hears of it before any log
+        is read (without it, logs are read once jobs have ended). With a
         ``log_pool``, logs are read in the background and used at the next poll.
         """
         pending = [j for j in self.jobs if not j.done]
@@ -749,7 +750,9 @@ class _Tracker:
             elif _created(info) < since:
                 if status in _TERMINAL:
                     self.ignored.add(name)
-            elif status in _TERMINAL or (status == "Running" and name not in self.tried):
+            elif status in _TERMINAL or (
+                status == "Running" and self.on_ended is not None and name not in self.tried
+            ):
                 wanted.append((name, status))
         if ended and self.on_ended is not None:
             self.on_ended(ended)
