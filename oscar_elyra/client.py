@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -554,7 +554,14 @@ class OscarClient:
         bare ``{job: info}`` map.
         """
         jobs: dict[str, dict] = {}
-        page: str | None = None
+        for _token, page in self.job_pages(service):
+            jobs.update(page)
+        return jobs
+
+    def job_pages(self, service: str, page: str | None = None) -> Iterator[tuple[str | None, dict]]:
+        """The pages of ``service``'s job list from continuation token ``page`` (None: the
+        first): one ``(token that fetched it, {job: info})`` a page. An older cluster's bare
+        map is one page."""
         seen: set[str] = set()
         while True:
             params = {"page": page} if page else None
@@ -576,18 +583,18 @@ class OscarClient:
                 "next_page",
                 "remaining_jobs",
             }:
-                jobs.update(data["jobs"] or {})
+                yield page, dict(data["jobs"] or {})
                 page = data.get("next_page") or None
                 if not page:
-                    return jobs
+                    return
                 if page in seen:
                     raise ServiceError(
                         f"{self._where()}: job list of service '{service}' repeats page {page!r}"
                     )
                 seen.add(page)
             else:
-                jobs.update({k: v for k, v in data.items() if isinstance(v, dict)})
-                return jobs
+                yield page, {k: v for k, v in data.items() if isinstance(v, dict)}
+                return
 
     def get_job_log(self, service: str, job: str, *, timestamps: bool = False) -> str:
         """The log of one job (secrets redacted)."""

@@ -292,3 +292,113 @@ def test_map_gives_each_attempt_its_timeout(client, store, tmp_path, mode):
     finally:
         client.delete_jobs(name, all=True)
         client.delete_service(name)
+
+
+# a script that records when it runs (host clock), so a test sees how many ran at once
+SPANS = 'echo "start $(date +%s.%N)" >> {log}; sleep 0.3; echo "end $(date +%s.%N)" >> {log}\n'
+
+
+def _most_at_once(log) -> int:
+    events = []
+    for line in log.read_text().splitlines():
+        kind, at = line.split()
+        events.append((float(at), 1 if kind == "start" else -1))
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize("via", [None, "bucket"])
+def test_map_keeps_at_most_k_jobs_in_flight_and_starts_them_as_asked(client, store, tmp_path, via):
+    """concurrency=1 on a cluster with 2 slots: a job starts only once the job before it
+    ended. By default jobs are started by POST /job (inputs staged beside the input path,
+    the input path untouched); via="bucket" uploads into the input path."""
+    name = f"a-spans-{via or 'job'}"
+    log = tmp_path / "spans.log"
+    client.apply_service(_svc(name, SPANS.format(log=log) + ECHO))
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        (src / f"s{i}.txt").write_text(f"span {i}")
+    res = map(name, src, concurrency=1, output_dir=tmp_path / "out", client=client, store=store,
+              progress=False, timeout=120, via=via)  # fmt: skip
+    assert res.counts() == {"ok": 5}
+    assert [(tmp_path / "out" / f"s{i}.out").read_text() for i in range(5)] == [
+        f"SPAN {i}" for i in range(5)
+    ]
+    assert _most_at_once(log) == 1
+    staged = [o.key for o in store.list(f"s3://{name}/.oscar-elyra-job/")]
+    inputs = [o.key for o in store.list(f"s3://{name}/in/")]
+    assert (len(staged), len(inputs)) == ((5, 0) if via is None else (0, 5))
+
+
+def test_map_via_is_checked(client, store, tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    with pytest.raises(ValidationError, match="via='carrier'"):
+        map("a-echo", [f], via="carrier", client=client, store=store, progress=False)
+
+
+class _Pages:
+    """A job list served two jobs a page, as OSCAR pages it (continuation tokens); the
+    embedded cluster cannot serve an out-of-order or stale list, so this stands in."""
+
+    def __init__(self, jobs: list[tuple[str, str]]) -> None:
+        self.jobs = jobs
+        self.asked: list[str | None] = []
+        self.refuse = False
+
+    def job_pages(self, service, page=None):
+        if page is not None and self.refuse:
+            raise ServiceError("continuation token expired")
+        start = int(page[1:]) if page else 0
+        while True:
+            self.asked.append(page)
+            chunk = self.jobs[start : start + 2]
+            yield (
+                page,
+                {n: {"status": s, "creation_time": "2026-01-01T00:00:00Z"} for n, s in chunk},
+            )
+            start += 2
+            if start >= len(self.jobs):
+                return
+            page = f"p{start}"
+
+
+def test_job_list_is_read_from_its_first_unfinished_page_while_it_only_grows_at_its_end():
+    from oscar_elyra.invoke.jobs import _Tracker
+
+    done, running = "Succeeded", "Running"
+    pages = _Pages([("j0", done), ("j1", done), ("j2", done), ("j3", running), ("j4", running)])
+    t = _Tracker("svc", pages, None)
+    listing, whole = t._listing(full=False)  # nothing read before: the whole list
+    assert whole and len(listing) == 5 and pages.asked == [None, "p2", "p4"]
+    pages.jobs.append(("j5", running))
+    pages.asked.clear()
+    listing, whole = t._listing(full=False)  # from the page of j3 (the first unfinished)
+    assert not whole and pages.asked == ["p2", "p4"] and set(listing) == {"j2", "j3", "j4", "j5"}
+    assert t.incremental
+    # a whole list with a new job before known ones: it does not only grow at its end
+    pages.jobs.insert(0, ("j6", running))
+    t._listing(full=True)
+    assert not t.incremental
+    pages.asked.clear()
+    assert t._listing(full=False)[1] and pages.asked[0] is None
+
+    # a resumed page showing a finished job unfinished again is a stale snapshot
+    pages = _Pages([("j0", running), ("j1", done), ("j2", running)])
+    t = _Tracker("svc", pages, None)
+    t._listing(full=True)
+    pages.jobs[1] = ("j1", running)
+    t._listing(full=False)
+    assert not t.incremental
+
+    # a refused continuation token: the whole list, and whole lists from then on
+    pages = _Pages([("j0", done), ("j1", done), ("j2", running)])
+    t = _Tracker("svc", pages, None)
+    t._listing(full=True)
+    pages.refuse = True
+    listing, whole = t._listing(full=False)
+    assert whole and len(listing) == 3 and not t.incremental

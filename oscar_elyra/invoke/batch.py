@@ -22,8 +22,10 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,13 +34,16 @@ from oscar_elyra._paths import safe_join, sha256_file, write_json_atomic
 from oscar_elyra.client import OscarClient
 from oscar_elyra.errors import OscarError, ServiceError, ValidationError, is_bad_input
 from oscar_elyra.invoke.jobs import (
+    VIA,
     Job,
     _plan,
+    _route,
     _Tracker,
     _upload,
     async_paths,
     async_provider,
     new_run_id,
+    storage_event,
 )
 from oscar_elyra.invoke.sync import Result, run, write_atomic
 from oscar_elyra.progress import bar
@@ -48,8 +53,14 @@ from oscar_elyra.storage import ObjectStore
 
 __all__ = ["RECORD_NAME", "BatchResult", "map"]
 
-#: seconds between output polls of map() while few jobs are in flight
-MAP_POLL = float(os.environ.get("OSCAR_ELYRA_MAP_POLL", "0.03"))
+#: seconds between job-list reads of map() while a job is due (see ``_Batch._poll``)
+MAP_POLL = float(os.environ.get("OSCAR_ELYRA_MAP_POLL", "0.01"))
+#: least seconds between two readings of the whole job list by map() (only its end between
+#: them); at least 50 times what the last one took, so that they take 2 % of the time at most
+MAP_FULL_EVERY = 2.0
+#: inputs map() uploads at once ahead of their jobs; outputs it downloads (logs it reads) at once
+STAGERS = 4
+LOADERS = 2
 #: characters of an error kept in a record
 ERROR_LIMIT = 500
 #: the run record's name in ``output_dir`` when no ``record_file`` is given
@@ -243,9 +254,17 @@ class _Batch:
     counter: int = 0
     latencies: list[float] = field(default_factory=list)
     min_age: float = 0.0
-    next_poll: dict[int, float] = field(default_factory=dict)
+    next_list: float = 0.0
+    via: str | None = None
+    staged: deque[tuple[dict, Path, Job, Future]] = field(default_factory=deque)
+    posting: dict[Future, tuple[dict, Path, Job]] = field(default_factory=dict)
+    collecting: dict[Future, tuple[dict, Path, Job]] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+    #: whether every output so far was named after its input (None: no output yet)
+    stem_named: bool | None = None
     # set by run_async, from the service definition
     in_path: str = field(init=False)
+    send_path: str = field(init=False)
     out_paths: list[str] = field(init=False)
     run_id: str = field(init=False)
     tracker: _Tracker = field(init=False)
@@ -306,26 +325,46 @@ class _Batch:
     # ------------------------------------------------------------------------ async
 
     def run_async(self) -> None:
-        """Through the input bucket, at most ``concurrency`` jobs in flight."""
+        """At most ``concurrency`` jobs in flight; a freed slot gets its next input at once.
+
+        With ``via="job"`` the next inputs are uploaded ahead (beside the input path, which
+        starts no job) and a job is started by ``POST /job`` with a storage event naming
+        its input; with ``via="bucket"`` by uploading the input into the input path.
+        Outputs are downloaded in the background, so downloads never delay a start (but
+        fixed-name outputs are downloaded before the next job could overwrite them).
+        """
         if not self.todo:
             return
         cl = self.session.client
         svc = cl.get_service(self.service)
         self.in_path, self.out_paths = async_paths(self.service, svc)
-        self.store = self.session.store_of(self.service, svc, async_provider(self.service, svc))
+        provider = async_provider(self.service, svc)
+        self.via, self.send_path = _route(self.service, self.in_path, provider, self.via)
+        self.store = self.session.store_of(self.service, svc, provider)
         self.run_id = new_run_id()
         self.tracker = _Tracker(self.service, cl, self.store)
-        while self.inflight or self.queue:
-            self._launch()
-            succeeded = self._poll()
-            if succeeded:
-                fixed = any(j.stem not in u for _, _, j in succeeded for u in j.outputs)
-                if fixed:  # fixed names: download before the next job can overwrite them
-                    self._collect(succeeded)
-                self._launch()  # the freed slots get their next inputs before the downloads
-                if not fixed:
-                    self._collect(succeeded)
-            self._sleep()
+        self.tracker.on_ended = self._ended
+        self.stager = ThreadPoolExecutor(max_workers=max(1, min(STAGERS, self.store.workers)))
+        self.loader = ThreadPoolExecutor(max_workers=LOADERS)
+        self.poster = ThreadPoolExecutor(max_workers=max(1, min(STAGERS, self.concurrency)))
+        self.tracker.log_pool = readers = ThreadPoolExecutor(max_workers=LOADERS)
+        try:
+            while self.inflight or self.queue or self.staged or self.posting or self.collecting:
+                self._stage()
+                self._launch()
+                succeeded = self._poll()
+                if succeeded:
+                    fixed = any(j.stem not in u for _, _, j in succeeded for u in j.outputs)
+                    self.stem_named = not fixed and self.stem_named is not False
+                    # fixed names: downloaded before the next job can overwrite them
+                    self._collect(succeeded, now=fixed)
+                    self._stage()
+                    self._launch()
+                self._reap()
+                self._sleep()
+        finally:
+            for pool in (self.poster, self.stager, self.loader, readers):
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _settle(self, rec: dict, p: Path, error: str) -> None:
         """A failed attempt: queue the input again while retries are left, else finish it."""
@@ -336,20 +375,23 @@ class _Batch:
         else:
             self._finish(rec)
 
-    def _launch(self) -> None:
-        """Upload queued inputs while fewer than ``concurrency`` are in flight."""
-        batch = []
-        while self.queue and len(self.inflight) + len(batch) < self.concurrency:
-            batch.append(self.queue.pop())
-        if not batch:
-            return
+    def _not_sent(self, rec: dict, p: Path, err: BaseException) -> None:
+        """An input whose job could not be started."""
+        if is_bad_input(err):
+            rec.update(status="failed", error=_err(err))
+            self._finish(rec)
+        else:
+            self._settle(rec, p, _err(err))
+
+    def _plan(self, batch: list[tuple[dict, Path]]) -> list[Job]:
+        """Jobs for ``batch``, numbered on from the last one."""
         for rec, _p in batch:
             if rec.get("_t0") is None:
                 rec["_t0"] = time.monotonic()
         jobs = _plan(
             self.service,
             [p for _, p in batch],
-            self.in_path,
+            self.send_path,
             self.out_paths,
             self.run_id,
             self.counter + 1,
@@ -357,48 +399,111 @@ class _Batch:
             self.store,
         )
         self.counter += len(batch)
+        return jobs
+
+    def _ended(self, jobs: list[Job]) -> None:
+        """The job list shows ``jobs`` ended: once the service is known to name its
+        outputs after their inputs, their slots take the next inputs before their logs
+        are read and their outputs attributed (fixed-name outputs must be downloaded
+        first: the next job would overwrite them)."""
+        if self.stem_named:
+            self.ended.update(id(j) for j in jobs)
+            self._launch()
+
+    def _free(self) -> int:
+        """Slots free: ``concurrency`` less the jobs in flight (not known to have ended)."""
+        return self.concurrency - len(self.inflight) - len(self.posting) + len(self.ended)
+
+    def _started(self, rec: dict, p: Path, job: Job) -> None:
+        self.inflight[id(job)] = (rec, p, job)
+        self.tracker.follow([job])
+
+    def _stage(self) -> None:
+        """``via="job"``: upload queued inputs ahead of their jobs, ``concurrency`` at most."""
+        if self.via != "job":
+            return
+        while self.queue and len(self.staged) < self.concurrency:
+            rec, p = self.queue.pop()
+            (job,) = self._plan([(rec, p)])
+            put = self.stager.submit(self.store.put_file, p, job.input_uri, _parallel=1)
+            self.staged.append((rec, p, job, put))
+
+    def _launch(self) -> None:
+        """Start jobs while fewer than ``concurrency`` are in flight: ``POST /job`` for the
+        staged inputs, in order (``via="job"``), or upload queued inputs (``via="bucket"``)."""
+        if self.via == "job":
+            while self.staged and self._free() > 0:
+                rec, p, job, put = self.staged.popleft()
+                size = int(rec["size"] or 0)
+                self.posting[self.poster.submit(self._post, job, put, size)] = (rec, p, job)
+            return
+        batch = []
+        while self.queue and self._free() > len(batch):
+            batch.append(self.queue.pop())
+        if not batch:
+            return
+        jobs = self._plan(batch)
         for (rec, p), job, err in zip(batch, jobs, _upload(jobs, self.store), strict=True):
             if err is None:
-                self.inflight[id(job)] = (rec, p, job)
-                self.tracker.follow([job])
-            elif is_bad_input(err):
-                rec.update(status="failed", error=_err(err))
-                self._finish(rec)
+                self._started(rec, p, job)
             else:
-                self._settle(rec, p, _err(err))
+                self._not_sent(rec, p, err)
+
+    def _post(self, job: Job, put: Future, size: int) -> None:
+        """Start ``job`` once its input is uploaded (in a thread: a start never waits for
+        another, nor the job list for a start)."""
+        put.result()
+        self.session.client.post_job(self.service, storage_event(job.input_uri, size))
+        job.submitted_at = time.time()
+
+    def _posted(self) -> None:
+        """Follow the jobs started since the last call; settle those that could not be."""
+        for fut in [f for f in self.posting if f.done()]:
+            rec, p, job = self.posting.pop(fut)
+            err = fut.exception()
+            if err is None:
+                self._started(rec, p, job)
+            else:
+                self._not_sent(rec, p, err)
 
     def _poll(self) -> list[tuple[dict, Path, Job]]:
-        """Poll the jobs that are due; settle failed and overdue ones; return the succeeded."""
+        """Read the job list when a job is due; settle failed and overdue jobs; return the
+        succeeded ones.
+
+        A job is due once it is about as old as the quickest jobs so far; while one is,
+        the job list is read every :data:`MAP_POLL` s (backing off the longer the youngest
+        due job is overdue, and never more than half the time): only its end between two
+        whole readings (see ``_Tracker._listing``), else with the outputs as a hint.
+        """
+        self._posted()
         tracker = self.tracker
         tracker.jobs = [v[2] for v in self.inflight.values()]
-        # poll a job's outputs only once it is about as old as the quickest jobs so far,
-        # then often, backing off the longer it is overdue
-        self.min_age = 0.7 * min(self.latencies[-32:]) if self.latencies else 0.0
+        self.min_age = 0.9 * min(self.latencies[-32:]) if self.latencies else 0.0
         mono, now = time.monotonic(), time.time()
-        due = [
-            j
-            for j in tracker.jobs
-            if self.next_poll.get(id(j), 0.0) <= mono and now - j.submitted_at >= self.min_age
-        ]
-        if tracker.jobs:
-            tracker.step(only=due)
-        for j in due:
-            overdue = max(0.0, now - j.submitted_at - self.min_age)
-            self.next_poll[id(j)] = mono + min(0.5, MAP_POLL + 0.1 * overdue)
+        due = [j for j in tracker.jobs if now - j.submitted_at >= self.min_age]
+        if due and mono >= self.next_list:
+            if tracker.incremental:
+                every = max(MAP_FULL_EVERY, 50 * tracker.full_cost)
+                tracker.poll_jobs(full=mono - tracker.last_full >= every)
+            else:
+                tracker.step(only=due)
+            cost = time.monotonic() - mono
+            overdue = min(now - j.submitted_at for j in due) - self.min_age
+            self.next_list = time.monotonic() + max(cost, min(0.5, MAP_POLL + 0.05 * overdue))
         succeeded = []
         for key, (rec, p, job) in list(self.inflight.items()):
-            if job.status == "Succeeded":
+            if job.done or now - job.submitted_at > self.timeout:
                 del self.inflight[key]
+                self.ended.discard(key)
+            if job.status == "Succeeded":
                 self.latencies.append(time.time() - job.submitted_at)
                 succeeded.append((rec, p, job))
             elif job.status == "Failed":
-                del self.inflight[key]
                 rec["job"] = job.job_name
                 reason = job.error or f"job {job.job_name} failed"
                 tail = (job.log or "").strip()[-400:]
                 self._settle(rec, p, _err(ServiceError(f"{reason}; log tail: {tail}")))
             elif now - job.submitted_at > self.timeout:
-                del self.inflight[key]
                 self._settle(rec, p, f"not finished after {self.timeout:g} s")
         return succeeded
 
@@ -411,25 +516,47 @@ class _Batch:
         self.places.claim([t for _, t in plan], rec)
         return [str(job._store.get_file(u, t)) for u, t in plan]
 
-    def _collect(self, succeeded: list[tuple[dict, Path, Job]]) -> None:
+    def _collect(self, succeeded: list[tuple[dict, Path, Job]], now: bool = False) -> None:
+        """Take the outputs of succeeded jobs: in the background unless ``now``."""
         for rec, p, job in succeeded:
+            fut: Future = Future()
+            if now or self.out_dir is None:
+                try:
+                    fut.set_result(self._outputs(job, rec, p))
+                except OscarError as exc:
+                    fut.set_exception(exc)
+            else:
+                fut = self.loader.submit(self._outputs, job, rec, p)
+            self.collecting[fut] = (rec, p, job)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Finish the inputs whose outputs are taken (or settle those that failed)."""
+        for fut in [f for f in self.collecting if f.done()]:
+            rec, p, job = self.collecting.pop(fut)
             try:
-                outs = self._outputs(job, rec, p)
-                rec.update(status="ok", outputs=outs, error=None, job=job.job_name)
-                self._finish(rec)
+                outs = fut.result()
             except OscarError as exc:
                 self._settle(rec, p, _err(exc))
+                continue
+            rec.update(status="ok", outputs=outs, error=None, job=job.job_name)
+            self._finish(rec)
 
     def _sleep(self) -> None:
-        """Sleep until the next job is due, unless a free slot has an input waiting."""
-        if not self.inflight or (self.queue and len(self.inflight) < self.concurrency):
+        """Wait until a job is due (or the next job-list read), a job is started or an
+        output downloaded, unless a free slot has an input ready."""
+        if self._free() > 0 and (self.queue or self.staged):
             return
         mono, now = time.monotonic(), time.time()
-        wake = min(
-            max(self.next_poll.get(id(j), 0.0), mono + j.submitted_at + self.min_age - now)
-            for _, _, j in self.inflight.values()
-        )
-        time.sleep(min(0.25, max(0.01, wake - mono)))
+        wake = mono + 0.25
+        if self.inflight:
+            due_in = min(j.submitted_at + self.min_age - now for _, _, j in self.inflight.values())
+            wake = min(wake, max(self.next_list, mono + due_in))
+        waits = [*self.posting, *self.collecting]
+        if waits:
+            wait_futures(waits, timeout=max(0.0, wake - mono), return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(max(0.001, wake - mono))
 
 
 def map(  # noqa: A001 - the documented name
@@ -446,6 +573,7 @@ def map(  # noqa: A001 - the documented name
     store: ObjectStore | None = None,
     timeout: float = 600,
     progress: bool | None = None,
+    via: str | None = None,
 ) -> BatchResult:
     """Run ``service`` on every file; one failure never aborts the others.
 
@@ -454,11 +582,17 @@ def map(  # noqa: A001 - the documented name
     up to ``1 + retries`` times. ``output_dir``: where results go (see the module doc);
     ``record_file``: the run record (default ``<output_dir>/.oscar-elyra-map.json``).
     With ``resume``, inputs the record says succeeded (same path, size and sha256, outputs
-    still there) are skipped. ``timeout`` bounds each attempt. Returns a
+    still there) are skipped. ``timeout`` bounds each attempt. ``via`` (async): how a job
+    is started, "job" (``POST /job`` with a storage event naming the input, uploaded ahead
+    beside the input path: what MinIO's bucket notification sends OSCAR) or "bucket"
+    (uploading into the input path); None takes "job" when the service allows it (its
+    paths on the cluster's MinIO, an input path with a folder). Returns a
     :class:`BatchResult`.
     """
     if mode not in ("async", "sync"):
         raise ValidationError(f"mode must be 'async' or 'sync', not {mode!r}")
+    if via not in (None, *VIA):
+        raise ValidationError(f"via={via!r}: use 'bucket' or 'job'")
     if concurrency < 1:
         raise ValidationError("concurrency must be >= 1")
     paths, root = _expand_inputs(files)
@@ -509,6 +643,7 @@ def map(  # noqa: A001 - the documented name
     batch = _Batch(
         service, todo, session, out_dir, concurrency, retries, timeout, pbar, saver, base_of
     )
+    batch.via = via
     try:
         if mode == "sync":
             batch.run_sync()

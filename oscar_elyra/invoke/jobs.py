@@ -87,6 +87,8 @@ JOBS_POLL_MIN = 0.1
 SETTLE = 10.0
 #: job logs read at once
 LOG_READERS = 4
+#: job-list polls at which a matched job's log is tried before it is settled without it
+LOG_TRIES = 3
 #: seconds of clock difference tolerated between this machine and the cluster
 CLOCK_SKEW = 2.0
 _TERMINAL = ("Succeeded", "Failed")
@@ -337,6 +339,29 @@ def _staging_path(service: str, in_path: str) -> str:
     return f"{bucket}/{JOB_STAGING}"
 
 
+def _route(service: str, in_path: str, provider: str, via: str | None) -> tuple[str, str]:
+    """(via, the path inputs are uploaded under): ``via=None`` takes ``"job"`` when the
+    service allows it (its paths on the cluster's MinIO, an input path with a folder),
+    else ``"bucket"``; ``via="job"`` on a service that does not allow it is refused."""
+    if via not in (None, *VIA):
+        raise ValidationError(f"via={via!r}: use 'bucket' or 'job'")
+    if via == "bucket":
+        return "bucket", in_path
+    if provider != "minio.default":
+        if via is None:
+            return "bucket", in_path
+        raise ValidationError(
+            f"service {service!r}: via='job' stages inputs in the cluster's MinIO, but its "
+            f"paths are on {provider!r}; use via='bucket'"
+        )
+    try:
+        return "job", _staging_path(service, in_path)
+    except ValidationError:
+        if via is None:
+            return "bucket", in_path
+        raise
+
+
 def storage_event(uri: str, size: int) -> bytes:
     """The MinIO ``s3:ObjectCreated:Put`` event naming object ``uri`` (a ``POST /job`` body)."""
     bucket, key = parse_uri(uri)
@@ -466,13 +491,7 @@ def submit(
     svc = service_def if service_def is not None else cl.get_service(service)
     in_path, out_paths = async_paths(service, svc)
     provider = async_provider(service, svc)
-    if via == "job":
-        if provider != "minio.default":
-            raise ValidationError(
-                f"service {service!r}: via='job' stages inputs in the cluster's MinIO, but its "
-                f"paths are on {provider!r}; use via='bucket'"
-            )
-        in_path = _staging_path(service, in_path)
+    via, in_path = _route(service, in_path, provider, via)
     st = session.store_of(service, svc, provider)
     jobs = _plan(service, paths, in_path, out_paths, new_run_id(run_id), 1, cl, st)
     sub = None
@@ -537,12 +556,34 @@ class _Tracker:
         self.last_jobs_poll = 0.0
         #: every job this tracker followed (for "in flight meanwhile")
         self.history: list[Job] = []
+        self._followed: set[int] = set()
         self.settle = SETTLE
+        # incremental listing (see _listing): the last listing's pages as (token, names),
+        # the last status seen of every job, when the whole list was last read
+        self.pages: list[tuple[str | None, list[str]]] = []
+        self.statuses: dict[str, str] = {}
+        self.last_full = float("-inf")
+        self.full_cost = 0.0
+        #: False once the job list proved not to grow at its end (or a resumed page was stale)
+        self.incremental = True
+        #: running jobs whose log was read and matched no input
+        self.tried: set[str] = set()
+        #: matched jobs that ended but whose log could not be read, how many times
+        self.log_misses: dict[str, int] = {}
+        #: when a job list first showed each job ended
+        self.ended_at: dict[str, float] = {}
+        #: an executor reading logs in the background (None: read while polling)
+        self.log_pool: Any = None
+        self.reading: dict[str, tuple[str, Any]] = {}
+        #: called with the matched jobs a job list shows ended, before their logs are read
+        self.on_ended: Any = None
 
     def follow(self, jobs: list[Job]) -> None:
         """Track ``jobs`` (also kept for the fixed-name overlap rule)."""
-        known = {id(j) for j in self.history}
-        self.history.extend(j for j in jobs if id(j) not in known)
+        for j in jobs:
+            if id(j) not in self._followed:
+                self._followed.add(id(j))
+                self.history.append(j)
 
     # ------------------------------------------------------------------ listing
     def list_outputs(self, out: str, key_prefix: str) -> list[Any]:
@@ -621,56 +662,151 @@ class _Tracker:
         with ThreadPoolExecutor(max_workers=min(LOG_READERS, len(names))) as pool:
             return dict(zip(names, pool.map(self._log, names), strict=True))
 
-    def poll_jobs(self) -> None:
-        """Read the service's job list: map terminal jobs to inputs and settle them."""
+    def _listing(self, full: bool) -> tuple[dict[str, dict], bool]:
+        """(the service's job list, whether it is the whole list).
+
+        Not ``full``: only the pages from the first one that held an unfinished job at the
+        last listing, fetched with the continuation token that fetched it then. That is
+        every job that can still change when the list only grows at its end (the embedded
+        cluster orders jobs by creation time); the whole list is read when ``full``, when
+        there is no earlier listing, and for good once the list is seen to grow elsewhere
+        or a resumed page shows a finished job unfinished again (a stale snapshot)."""
+        start = None
+        if not full and self.incremental and self.pages:
+            start = next(
+                (
+                    i
+                    for i, (_, names) in enumerate(self.pages)
+                    if any(self.statuses.get(n) not in _TERMINAL for n in names)
+                ),
+                len(self.pages) - 1,
+            )
+        token = self.pages[start][0] if start is not None else None
+        began = time.monotonic()
+        try:
+            pages = [(t, page) for t, page in self.cl.job_pages(self.service, token)]
+        except OscarError:
+            if start is None:
+                raise
+            self.incremental = False  # a continuation token may expire: whole lists from now
+            return self._listing(True)
+        listing = {name: info for _, page in pages for name, info in page.items()}
+        if start is None:
+            # new jobs must all come after the known ones for a resumed listing to see them
+            new_seen = False
+            for _, page in pages:
+                for name in page:
+                    if name not in self.statuses:
+                        new_seen = True
+                    elif new_seen:
+                        self.incremental = False
+            self.last_full = time.monotonic()
+            self.full_cost = self.last_full - began
+        else:
+            for name, info in listing.items():
+                was = self.statuses.get(name)
+                if was in _TERMINAL and str(info.get("status") or "") not in _TERMINAL:
+                    self.incremental = False
+        self.pages = (self.pages[:start] if start is not None else []) + [
+            (t, list(page)) for t, page in pages
+        ]
+        for name, info in listing.items():
+            self.statuses[name] = str(info.get("status") or "")
+        return listing, start is None
+
+    def poll_jobs(self, full: bool = True) -> None:
+        """Read the service's job list (see :meth:`_listing` for ``full``): map jobs to
+        inputs through their logs and settle the ended ones.
+
+        With ``on_ended``, a job is matched once running (its log names its input), so
+        that its end is seen from the list alone: ``on_ended`` hears of it before any log
+        is read (without it, logs are read once jobs have ended). With a
+        ``log_pool``, logs are read in the background and used at the next poll.
+        """
         pending = [j for j in self.jobs if not j.done]
         if not pending:
             return
         self.last_jobs_poll = time.monotonic()
         since = min(j.submitted_at for j in pending) - CLOCK_SKEW
         try:
-            listing = self.cl.list_jobs(self.service)
+            listing, whole = self._listing(full)
         except OscarError:
             return
-        by_uri = {j.input_uri: j for j in pending}
-        by_stem = {j.stem: j for j in pending}
         # the logs of jobs that just ended (to match them to inputs and see their uploads)
-        wanted = []
-        for name, info in listing.items():
-            if str(info.get("status") or "") not in _TERMINAL or name in self.ignored:
-                continue
-            job = self.mapped.get(name)
-            if job is None and _created(info) < since:
-                self.ignored.add(name)
-            elif job is None or not job.done:
-                wanted.append(name)
-        logs = self._logs(wanted)
+        # and, once, of new running jobs
+        wanted, ended = [], []
+        now = time.time()
         for name, info in listing.items():
             status = str(info.get("status") or "")
-            job = self.mapped.get(name)
-            text = logs.get(name)
-            if job is None:
-                if name not in logs:
-                    continue
-                if text is None:
-                    continue  # its log could not be read: next time
-                job = self._match(text, by_uri, by_stem)
-                if job is None:
-                    self.ignored.add(name)
-                    continue
-                self.mapped[name] = job
-                job.job_name = name
-            if job.done:
+            if name in self.ignored or name in self.reading:
                 continue
             if status in _TERMINAL:
-                self._settle(job, status, text)
-            elif status:
+                self.ended_at.setdefault(name, now)  # for "in flight meanwhile"
+            job = self.mapped.get(name)
+            if job is not None:
+                if status in _TERMINAL and not job.done:
+                    wanted.append((name, status))
+                    ended.append(job)
+            elif _created(info) < since:
+                if status in _TERMINAL:
+                    self.ignored.add(name)
+            elif status in _TERMINAL or (
+                status == "Running" and self.on_ended is not None and name not in self.tried
+            ):
+                wanted.append((name, status))
+        if ended and self.on_ended is not None:
+            self.on_ended(ended)
+        for (name, status), text in self._read(wanted):
+            self._use_log(name, status, text, pending)
+        for name, info in listing.items():
+            job = self.mapped.get(name)
+            status = str(info.get("status") or "")
+            if job is not None and not job.done and status and status not in _TERMINAL:
                 job.status = status
-        self._check_vanished(listing)
+        if whole:
+            self._check_vanished(listing)
+
+    def _read(self, wanted: list[tuple[str, str]]) -> list[tuple[tuple[str, str], str | None]]:
+        """((name, status when read), log) of jobs: those of ``wanted`` without a
+        ``log_pool``; with one, those read since the last call (``wanted`` is queued)."""
+        if self.log_pool is None:
+            logs = self._logs([n for n, _ in wanted])
+            return [((n, st), logs[n]) for n, st in wanted]
+        for name, status in wanted:
+            self.reading[name] = (status, self.log_pool.submit(self._log, name))
+        done = []
+        for name, (status, fut) in list(self.reading.items()):
+            if fut.done():
+                del self.reading[name]
+                done.append(((name, status), fut.result()))
+        return done
+
+    def _use_log(self, name: str, status: str, text: str | None, pending: list[Job]) -> None:
+        """Match job ``name`` to its input by its log ``text`` (read when the job was
+        ``status``), and settle it if it had ended."""
+        job = self.mapped.get(name)
+        if job is None:
+            if text is None:
+                return  # its log could not be read: next time
+            job = self._match(text, {j.input_uri: j for j in pending}, {j.stem: j for j in pending})
+            if job is None:
+                if status in _TERMINAL:
+                    self.ignored.add(name)
+                else:  # read again once it has ended (its log may be incomplete)
+                    self.tried.add(name)
+                return
+            self.mapped[name] = job
+            job.job_name = name
+        if job.done or status not in _TERMINAL:
+            return
+        if text is None and self.log_misses.get(name, 0) < LOG_TRIES:
+            self.log_misses[name] = self.log_misses.get(name, 0) + 1
+            return  # its log could not be read: next time (it names the uploads)
+        self._settle(job, status, text)
 
     def _settle(self, job: Job, status: str, text: str | None) -> None:
         """The job record of ``job`` is terminal: attribute its outputs, decide."""
-        job.finished_at = time.time()
+        job.finished_at = self.ended_at.get(job.job_name or "") or time.time()
         job.log = _excerpt(text) if text is not None else None
         if status == "Failed":
             job.status = "Failed"
