@@ -80,6 +80,29 @@ def pytest_collection_modifyitems(items):
             item._nodeid = item.nodeid
 
 
+_hits_read: dict[str, int] = {}  # bytes of $MUTMUT_SUBPROCESS_HITS already credited
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """`make mutate` stats run: the functions that child processes (the embedded cluster, the
+    CLI) called during this test, appended to $MUTMUT_SUBPROCESS_HITS by the sitecustomize.py
+    that benchmarks/mutate.py writes, are credited to this test like in-process calls."""
+    hits = os.environ.get("MUTMUT_SUBPROCESS_HITS")
+    if not hits or os.environ.get("MUTANT_UNDER_TEST") != "stats" or "mutmut" not in sys.modules:
+        return
+    try:
+        with open(hits, "rb") as f:
+            f.seek(_hits_read.get(hits, 0))
+            data = f.read()
+    except FileNotFoundError:
+        return
+    data = data[: data.rfind(b"\n") + 1]  # whole lines only: the rest is read next time
+    _hits_read[hits] = _hits_read.get(hits, 0) + len(data)
+    names = set(data.decode().split())
+    sys.modules["mutmut"]._stats.update(names)
+
+
 # property-based tests: bounded in `make test`, many more cases under `make fuzz`
 # (HYPOTHESIS_PROFILE=fuzz); FUZZ_API_EXAMPLES sets the API requests per operation
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
