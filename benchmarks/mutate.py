@@ -10,8 +10,10 @@ called the mutated function during its "stats" run (the tests listed in
    every run while the code is unchanged; 0 = all), optionally only those matching the
    given patterns (fnmatch on mutant names, e.g. ``'oscar_elyra.local.jobs*'``; a bare
    module name such as ``oscar_elyra.storage`` means all its mutants);
-3. runs ``mutmut run --max-children N <the sample>`` bounded by ``--timeout`` seconds;
-4. prints the table, the score ((killed + timeout) / checked, without the mutants listed in
+3. keeps, for each mutated function, only the tests of its module's own test files
+   (``[tool.oscar-elyra.mutate.tests]``), fastest first, up to ``max_test_seconds``;
+4. runs ``mutmut run --max-children N <the sample>``, all bounded by ``--timeout`` seconds;
+5. prints the table, the score ((killed + timeout) / checked, without the mutants listed in
    ``tests/mutation_equivalent.txt``), and the survivors (``mutmut show NAME`` shows one).
 
 The embedded cluster (``oscar_elyra.local.server``) runs in a child process, which mutmut's
@@ -39,10 +41,17 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10: mutmut depends on toml there
+    import toml as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
 HITS = MUTANTS / "subprocess-hits.txt"
+STATS = MUTANTS / "mutmut-stats.json"
+STATS_FULL = MUTANTS / "mutmut-stats.full.json"
 
 #: mutmut exit code -> status (mutmut.__main__.status_by_exit_code, grouped)
 KILLED = {1, 3}
@@ -51,12 +60,25 @@ SURVIVED = {0}
 NO_TESTS = {5, 33}
 
 SITECUSTOMIZE = '''\
-"""Written by benchmarks/mutate.py: a child process started during mutmut's stats run
-(the embedded cluster) appends each mutated function it calls to $MUTMUT_SUBPROCESS_HITS;
-tests/conftest.py credits them to the running test."""
+"""Written by benchmarks/mutate.py for the child processes of a mutmut run (the embedded
+cluster, the CLI, pipeline nodes), which find it through PYTHONPATH=mutants."""
 import os
 
+if os.environ.get("MUTANT_UNDER_TEST") and os.environ.get("MUTMUT_PROJECT_DIR"):
+    # mutated modules import mutmut, whose configuration is read from the current folder:
+    # read it from the project's, whatever folder this child runs in
+    import mutmut.configuration as _conf
+
+    _cwd = os.getcwd()
+    os.chdir(os.environ["MUTMUT_PROJECT_DIR"])
+    try:
+        _conf.Config.ensure_loaded()
+    finally:
+        os.chdir(_cwd)
+
 if os.environ.get("MUTANT_UNDER_TEST") == "stats" and os.environ.get("MUTMUT_SUBPROCESS_HITS"):
+    # stats run: append each mutated function this process calls to the file that
+    # tests/conftest.py credits to the running test
     import mutmut.__main__ as _mm
 
     _record = _mm.record_trampoline_hit
@@ -74,21 +96,37 @@ def mutmut_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(MUTANTS)  # the mutated copy, also for child processes
     env["MUTMUT_SUBPROCESS_HITS"] = str(HITS)
+    env["MUTMUT_PROJECT_DIR"] = str(ROOT)
     return env
 
 
-def generate() -> dict[str, dict[str, int | None]]:
-    """Create/refresh the mutants (mutmut's own generation, in a child process) and return
+#: mutmut run's first steps (3.7): generate the mutants, then, unless cached and still valid,
+#: run the test selection once to learn which tests reach which function ("stats")
+PREPARE = """\
+import os, sys
+os.environ["MUTANT_UNDER_TEST"] = "mutant_generation"
+from mutmut.__main__ import (Config, PytestRunner, collect_or_load_stats, copy_also_copy_files,
+    copy_src_dir, create_mutants, setup_source_paths)
+Config.ensure_loaded(); copy_src_dir(); copy_also_copy_files(); setup_source_paths()
+create_mutants(2)
+if sys.argv[1] == "stats":
+    runner = PytestRunner(); runner.prepare_main_test_run()
+    collect_or_load_stats(runner, apply_config_invalidation=True)
+"""
+
+
+def prepare(what: str, timeout: float) -> dict[str, dict[str, int | None]]:
+    """Create/refresh the mutants (and with ``what="stats"`` the stats) and return
     {module file: {mutant name: exit code or None}}."""
     MUTANTS.mkdir(exist_ok=True)
     (MUTANTS / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    code = (
-        "import os; os.environ['MUTANT_UNDER_TEST'] = 'mutant_generation'\n"
-        "from mutmut.__main__ import Config, copy_src_dir, create_mutants\n"
-        "Config.ensure_loaded(); copy_src_dir(); create_mutants(2)\n"
-    )
-    cmd = [sys.executable, "-c", code]
-    subprocess.run(cmd, cwd=ROOT, env=mutmut_env(), check=True, stdout=subprocess.DEVNULL)
+    if what == "stats":
+        if STATS_FULL.exists():
+            STATS.write_text(STATS_FULL.read_text())  # mutmut adds new tests to the full map
+        HITS.unlink(missing_ok=True)
+    log = MUTANTS / f"mutmut-{what}.log"
+    if run_mutmut([sys.executable, "-c", PREPARE, what], timeout, log):
+        sys.exit(1)
     return load_results()
 
 
@@ -132,20 +170,22 @@ def load_equivalent() -> dict[str, str]:
     return out
 
 
-def run_mutmut(names: list[str], max_children: int, timeout: float) -> int:
-    log = MUTANTS / "mutmut-run.log"
-    cmd = [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children)]
-    print(f"mutmut run: {len(names)} mutants, {max_children} children (log: {log})", flush=True)
+def run_mutmut(args: list[str], timeout: float, log: Path) -> int:
+    """``mutmut ARGS`` in its own process group, output to ``log``; stopped (SIGINT: mutmut
+    stops its children and keeps the results so far) after ``timeout`` seconds."""
+    cmd = (
+        args if args[0] == sys.executable else [str(Path(sys.executable).parent / "mutmut"), *args]
+    )
     with open(log, "w") as f:
         proc = subprocess.Popen(
-            cmd + names, cwd=ROOT, env=mutmut_env(), stdout=f, stderr=subprocess.STDOUT,
+            cmd, cwd=ROOT, env=mutmut_env(), stdout=f, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             print(f"stopped after {timeout:.0f} s (--timeout): results so far", flush=True)
-            os.killpg(proc.pid, signal.SIGINT)  # mutmut stops its children and saves
+            os.killpg(proc.pid, signal.SIGINT)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -159,8 +199,52 @@ def run_mutmut(names: list[str], max_children: int, timeout: float) -> int:
     if proc.returncode:
         tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
         print("\n".join(tail))
-        print(f"mutmut exited with code {proc.returncode}")
+        print(f"mutmut exited with code {proc.returncode} (log: {log})")
     return proc.returncode
+
+
+def selection() -> tuple[dict[str, list[str]], float]:
+    """``[tool.oscar-elyra.mutate]``: per module, the test files that judge its mutants, and
+    the estimated test seconds per mutant."""
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["oscar-elyra"]["mutate"]
+    return conf.get("tests", {}), float(conf.get("max_test_seconds", 60))
+
+
+def trim_stats() -> tuple[int, float]:
+    """Keep, for each mutated function, only the tests of its module's own test files that
+    reached it, fastest first, up to the time budget; mutmut runs those for each mutant.
+    The full map (which mutmut extends when tests are added) is kept in STATS_FULL.
+    Returns (functions with tests, estimated seconds of tests per surviving mutant, max)."""
+    tests_for, budget = selection()
+    data = json.loads(STATS.read_text())
+    STATS_FULL.write_text(json.dumps(data))
+    duration = data["duration_by_test"]
+    trimmed, worst = {}, 0.0
+    for func, tests in data["tests_by_mangled_function_name"].items():
+        files = tests_for.get(func.rsplit(".", 1)[0])
+        if files is not None:
+            tests = [t for t in tests if t.split("::")[0] in files]
+        kept, total = [], 0.0
+        for t in sorted(tests, key=lambda t: duration.get(t, 0.0)):
+            if kept and total + duration.get(t, 0.0) > budget:
+                break
+            kept.append(t)
+            total += duration.get(t, 0.0)
+        trimmed[func] = kept
+        worst = max(worst, total)
+    data["tests_by_mangled_function_name"] = trimmed
+    STATS.write_text(json.dumps(data, indent=1))
+    return sum(1 for v in trimmed.values() if v), worst
+
+
+def run(names: list[str], max_children: int, deadline: float) -> None:
+    funcs, worst = trim_stats()
+    print(f"    {funcs} functions reached by tests, at most {worst:.0f} s of tests per mutant")
+    log = MUTANTS / "mutmut-run.log"
+    print(f"mutmut run: {len(names)} mutants, {max_children} children (log: {log})", flush=True)
+    run_mutmut(
+        ["run", "--max-children", str(max_children), *names], deadline - time.monotonic(), log
+    )
 
 
 def report(chosen: dict[str, list[str]], results: dict[str, dict[str, int | None]]) -> float:
@@ -225,7 +309,15 @@ def main() -> int:
 
     os.chdir(ROOT)
     start = time.monotonic()
-    results = load_results() if args.report else generate()
+    deadline = start + args.timeout
+    if args.report:
+        results = load_results()
+    else:
+        print(
+            f"mutants and stats (the first time: the whole test selection, once; log in {MUTANTS})"
+        )
+        results = prepare("stats", args.timeout)
+        print(f"    {time.monotonic() - start:.0f} s", flush=True)
     chosen = {}
     for path, by_key in results.items():
         names = [n for n in by_key if matches(n, patterns)]
@@ -235,8 +327,7 @@ def main() -> int:
         print(f"no mutants match {' '.join(patterns)}", file=sys.stderr)
         return 2
     if not args.report:
-        HITS.unlink(missing_ok=True)
-        run_mutmut([n for names in chosen.values() for n in names], args.max_children, args.timeout)
+        run([n for names in chosen.values() for n in names], args.max_children, deadline)
         results = load_results()
     report(chosen, results)
     if not args.report:

@@ -59,10 +59,10 @@ def redact(text: Any) -> str:
     """``text`` as a string with every registered secret replaced by ``***``."""
     if not isinstance(text, str):
         text = str(text)
+    # credentials first: a registered secret inside one would cut it short of the pattern
+    text = _HEADER_RE.sub(lambda m: f"{m.group(1)} ***", text)
     pattern = _pattern
-    if pattern is not None:
-        text = pattern.sub("***", text)
-    return _HEADER_RE.sub(lambda m: f"{m.group(1)} ***", text)
+    return text if pattern is None else pattern.sub("***", text)
 
 
 class RedactingFilter(logging.Filter):
