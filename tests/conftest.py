@@ -53,6 +53,11 @@ def pytest_sessionfinish(session, exitstatus):
     tmp = getattr(session.config, "_oscar_tmp", None)
     if tmp is None:
         return
+    # what the package removes at interpreter exit (invoke's output folders) is not left
+    # behind: remove it now, as a run without xdist checks before this process exits
+    sync = sys.modules.get("oscar_elyra.invoke.sync")
+    if sync is not None:
+        sync._cleanup_tmp()
     left = sorted(p.name for p in Path(tmp).iterdir() if not p.name.startswith("pytest-of-"))
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -58,8 +58,9 @@ def _tmpdir(prefix: str) -> Path:
 
 
 def _cleanup_tmp() -> None:
-    for d in _tmp_dirs:
-        shutil.rmtree(d, ignore_errors=True)
+    with _tmp_lock:
+        while _tmp_dirs:
+            shutil.rmtree(_tmp_dirs.pop(), ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- files
