@@ -40,6 +40,8 @@ class _Server:
         self.lifetime = 3600
         self.fail: str | None = None  # error_description to answer with (status 400)
         self.rotate = False
+        self.opaque = False  # opaque (non-JWT) access tokens: only expires_in tells the lifetime
+        self.answer: tuple[int, bytes] | None = None  # a fixed raw answer to token requests
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,10 +70,19 @@ class _Server:
                 if owner.fail is not None:
                     self._send(400, {"error": "invalid_grant", "error_description": owner.fail})
                     return
+                if owner.answer is not None:
+                    code, body = owner.answer
+                    self.send_response(code)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 n = len(owner.token_requests)
                 access = make_jwt(
                     exp=int(time.time()) + owner.lifetime, n=n, azp=form.get("client_id", [""])[0]
                 )
+                if owner.opaque:
+                    access = f"opaque-access-{n}"
                 payload = {"access_token": access, "expires_in": owner.lifetime}
                 if owner.rotate:
                     payload["refresh_token"] = f"rotated-refresh-{n}"
@@ -318,3 +329,88 @@ def test_redact_hides_quoted_and_base64_forms():
     forms = registered_secrets()
     assert [len(f) for f in forms] == sorted((len(f) for f in forms), reverse=True)
     assert redact("x abcd-short-1-and-longer y") == "x *** y"
+
+
+def test_client_secret_sent_only_when_given(idp):
+    auth = RefreshTokenAuth(
+        "opaque-r-1", token_endpoint=idp.url + "/t", client_id="cid", client_secret="cs-9876"
+    )
+    _header(auth)
+    _header(RefreshTokenAuth("opaque-r-2", token_endpoint=idp.url + "/t", client_id="cid"))
+    assert idp.token_requests[0]["client_secret"] == ["cs-9876"]
+    assert "client_secret" not in idp.token_requests[1]
+    assert redact("secret cs-9876") == "secret ***"
+
+
+def test_opaque_access_tokens_live_as_long_as_expires_in(idp):
+    """An access token that is not a JWT expires after the answer's expires_in."""
+    idp.opaque = True
+    idp.lifetime = 30  # within the 60 s margin: refreshed at every use
+    auth = RefreshTokenAuth("opaque-r-3", token_endpoint=idp.url + "/t", client_id="cid")
+    assert [_header(auth), _header(auth)] == ["Bearer opaque-access-1", "Bearer opaque-access-2"]
+    idp.lifetime = 3600
+    assert [_header(auth), _header(auth)] == ["Bearer opaque-access-3", "Bearer opaque-access-3"]
+    assert redact("got opaque-access-3") == "got ***"
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "detail"),
+    [
+        (400, b'{"error": "invalid_grant"}', "(400): invalid_grant;"),
+        (502, b"upstream proxy down", "(502): upstream proxy down;"),
+        (200, b'{"access_token": ""}', '(200): {"access_token": ""};'),
+        (200, b'{"access_token": 12345}', '(200): {"access_token": 12345};'),
+        (200, b'["not", "an", "object"]', '(200): ["not", "an", "object"];'),
+    ],
+)
+def test_refresh_answers_without_a_token_are_errors(idp, code, body, detail):
+    idp.answer = (code, body)
+    auth = RefreshTokenAuth("opaque-r-4", token_endpoint=idp.url + "/t", client_id="cid")
+    with pytest.raises(AuthError) as info:
+        _header(auth)
+    assert str(info.value) == (
+        f"OIDC token refresh at {idp.url}/t failed {detail} get a new refresh token"
+    )
+
+
+def test_refresh_messages_name_the_setting_to_fix():
+    with pytest.raises(AuthError) as info:
+        _header(RefreshTokenAuth("opaque-refresh", token_endpoint="http://127.0.0.1:9/t"))
+    assert str(info.value) == (
+        "cannot refresh the OIDC token: no client id (the token has no 'azp' claim); "
+        "set OSCAR_CLIENT_ID"
+    )
+
+
+def test_issuer_from_the_access_token_when_the_refresh_token_has_none(idp):
+    refresh = make_jwt(azp="cid-from-refresh")  # a JWT, but without 'iss'
+    access = make_jwt(iss=idp.url + "/realms/test", exp=int(time.time()) + 5)
+    auth = RefreshTokenAuth(refresh, access_token=access)
+    _header(auth)  # the access token is within the margin: refreshed, endpoint discovered
+    assert auth.token_endpoint == idp.url + "/realms/test/token"
+    assert idp.token_requests[0]["client_id"] == ["cid-from-refresh"]
+
+
+def test_refresh_is_logged_without_the_token(idp, caplog):
+    auth = RefreshTokenAuth("opaque-r-5", token_endpoint=idp.url + "/t", client_id="cid")
+    with caplog.at_level(logging.DEBUG, logger="oscar_elyra.auth"):
+        _header(auth)
+    assert f"refreshed the OIDC access token at {idp.url}/t" in caplog.messages
+
+
+def test_token_file_token_is_redacted_and_expiry_explained(tmp_path):
+    from oscar_elyra.auth import TokenFileAuth
+
+    f = tmp_path / "token"
+    token = make_jwt(exp=int(time.time()) + 600, sub="file-user-123")
+    f.write_text(token + "\n")
+    auth = TokenFileAuth(f)
+    assert _header(auth) == f"Bearer {token}"
+    assert redact(f"token {token}") == "token ***"
+    f.write_text(make_jwt(exp=int(time.time()) - 1))
+    with pytest.raises(AuthError) as info:
+        _header(auth)
+    assert str(info.value).startswith(f"the access token in {f} expired at ")
+    assert str(info.value).endswith(
+        "and the file was not renewed; restart the notebook server or write a new token"
+    )

@@ -61,6 +61,17 @@ def client(client):
             ' "$TMP_OUTPUT_DIR/links.zip"
             """
         ),
+        # a zip whose members are named by the input (a JSON list)
+        "c-zipnames": textwrap.dedent(
+            """\
+            python3 -c '
+            import json, sys, zipfile
+            with zipfile.ZipFile(sys.argv[2], "w") as z:
+                for name in json.load(open(sys.argv[1])):
+                    z.writestr(name, "content of " + name)
+            ' "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/names.zip"
+            """
+        ),
         # a single output that starts like a zip but is not one
         "c-zipbad": "printf 'PK\\003\\004 not really a zip archive' > \"$TMP_OUTPUT_DIR/bad.bin\"",
     }.items():
@@ -229,3 +240,49 @@ def test_streaming_memory_bounded(client, cluster_env, tmp_path):
         while b := fh.read(1 << 20):
             h.update(b)
     assert h.hexdigest() == hashlib.sha256(chunk * 96).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("members", "existing", "why"),
+    [
+        (["d/x.txt", "d//x.txt"], None, "member 'd//x.txt' appears twice"),
+        (["./a.txt", "a.txt"], None, "member 'a.txt' appears twice"),
+        (["d", "d/x.txt"], None, "'d' is a file and also the folder of 'd/x.txt'"),
+        (["d/x.txt"], "file d", "'d' already exists in '{dest}' as a file"),
+        (["x.txt"], "dir x.txt", "'x.txt' already exists in '{dest}' as a folder"),
+    ],
+)
+def test_zip_members_that_clash_are_refused(client, tmp_path, members, existing, why):
+    """Members that would land on the same file, or on a file where a folder is needed (or
+    the reverse), are refused before anything is written."""
+    dest = tmp_path / "out"
+    dest.mkdir()
+    if existing:
+        kind, name = existing.split()
+        (dest / name).mkdir() if kind == "dir" else (dest / name).write_text("mine")
+    with pytest.raises(ServiceError) as info:
+        run("c-zipnames", members, dest, client=client)
+    assert str(info.value) == (
+        "service 'c-zipnames' answered a zip whose members clash: " + why.format(dest=dest)
+    )
+    left = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*"))
+    assert left == ([existing.split()[1]] if existing else [])
+    res = run("c-zipnames", ["d/x.txt", "e.txt"], tmp_path / "ok", client=client)
+    assert [p.read_text() for p in res.paths] == ["content of d/x.txt", "content of e.txt"]
+
+
+def test_outputs_without_a_folder_are_removed_at_exit(client, cluster_env):
+    """run() without an output folder keeps its files in a temporary folder for the
+    session: they are gone once the Python process exits."""
+    code = (
+        "from oscar_elyra.invoke import run\n"
+        "res = run('c-cat', b'kept for the session')\n"
+        "assert res.path.read_bytes() == b'kept for the session'\n"
+        "print(res.path)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=cluster_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.name == "output.txt" and not path.parent.exists()

@@ -402,3 +402,104 @@ def test_job_list_is_read_from_its_first_unfinished_page_while_it_only_grows_at_
     pages.refuse = True
     listing, whole = t._listing(full=False)
     assert whole and len(listing) == 3 and not t.incremental
+
+
+def test_submit_record_then_resume_sends_only_what_was_not_queued(client, store, tmp_path):
+    """An interrupted submission (the record lost its last upload lines) is finished by
+    resume: only the inputs not recorded are uploaded again, and every input's job comes
+    back, with its outputs."""
+    from oscar_elyra.invoke.jobs import read_submission, resume
+
+    files = []
+    for i in range(3):
+        f = tmp_path / f"rec{i}.txt"
+        f.write_text(f"record {i}")
+        files.append(f)
+    record = tmp_path / "submission.jsonl"
+    jobs = submit("a-echo", files, client=client, store=store, record=record, run_id="rec")
+    plan, queued = read_submission(record)
+    assert plan["service"] == "a-echo" and plan["via"] == "bucket"
+    assert plan["run_id"] == jobs[0].run_id and plan["input_path"] == "a-echo/in"
+    assert plan["output_paths"] == ["a-echo/out"]
+    assert [e["input"] for e in plan["inputs"]] == [str(f.resolve()) for f in files]
+    assert [e["index"] for e in plan["inputs"]] == [1, 2, 3]
+    assert [e["input_uri"] for e in plan["inputs"]] == [j.input_uri for j in jobs]
+    assert sorted(queued) == [1, 2, 3]
+    assert all(queued[j.index] == pytest.approx(j.submitted_at) for j in jobs)
+    wait(jobs, timeout=60)
+
+    # a submission interrupted: the plan (here the same inputs under a fresh run id, so
+    # nothing of it is in the bucket yet), input 2's line cut by a crash, input 1 recorded
+    # as queued, input 3's line never written
+    run2 = new_run_id("rec")
+    lines = record.read_text().splitlines()
+    plan2 = json.loads(lines[0].replace(jobs[0].run_id, run2))
+    by_index = {json.loads(x)["queued"]: x for x in lines[1:]}
+    record.write_text("\n".join([json.dumps(plan2), by_index[2][:9], by_index[1]]) + "\n")
+    assert sorted(read_submission(record)[1]) == [1]
+    again = resume(record, client=client, store=store)
+    assert [j.index for j in again] == [1, 2, 3] and {j.run_id for j in again} == {run2}
+    assert [j.input_uri for j in again] == [e["input_uri"] for e in plan2["inputs"]]
+    assert [store.exists(j.input_uri) for j in again] == [False, True, True]
+    assert sorted(read_submission(record)[1]) == [1, 2, 3]  # resume recorded its uploads
+    wait(again[1:], timeout=60, download_to=tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rec1.out", "rec2.out"]
+    assert (tmp_path / "out" / "rec2.out").read_text().strip() == "RECORD 2"
+    # nothing left to send: resume uploads nothing
+    store.delete(again[1].input_uri)
+    assert [j.index for j in resume(record, client=client, store=store)] == [1, 2, 3]
+    assert [store.exists(j.input_uri) for j in again] == [False, False, True]
+
+
+def test_resume_refuses_what_is_not_a_record(client, store, tmp_path):
+    from oscar_elyra.invoke.jobs import resume
+
+    with pytest.raises(ValidationError, match=r"submission record .*nope.jsonl.* does not exist"):
+        resume(tmp_path / "nope.jsonl", client=client, store=store)
+    for text in ("", "not json\n", '["a list"]\n', '{"service": "a-echo"}\n', "\udcff"):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_bytes(text.encode("utf-8", "surrogateescape"))
+        with pytest.raises(ValidationError, match="is not a submission record written by"):
+            resume(bad, client=client, store=store)
+    # an input of the record that is gone by now: said before anything is sent
+    gone = tmp_path / "gone.txt"
+    gone.write_text("soon gone")
+    record = tmp_path / "sub.jsonl"
+    submit("a-echo", [gone], client=client, store=store, record=record)
+    record.write_text(record.read_text().splitlines()[0] + "\n")
+    gone.unlink()
+    with pytest.raises(ValidationError, match="gone.txt.* does not exist"):
+        resume(record, client=client, store=store)
+
+
+def test_submit_via_job_record_and_outputs(client, store, tmp_path):
+    """via='job': the input is staged beside the input path (which starts no job by
+    itself) and POST /job names it; its outputs are attributed the same way."""
+    from oscar_elyra.invoke.jobs import read_submission
+
+    f = tmp_path / "viajob.txt"
+    f.write_text("via job")
+    record = tmp_path / "sub.jsonl"
+    jobs = submit("a-echo", [f], client=client, store=store, via="job", record=record)
+    assert jobs[0].input_uri.startswith("s3://a-echo/.oscar-elyra-job/")
+    plan, queued = read_submission(record)
+    assert plan["via"] == "job" and plan["input_path"] == "a-echo/.oscar-elyra-job"
+    assert list(queued) == [1]
+    wait(jobs, timeout=60, download_to=tmp_path / "out")
+    assert jobs[0].status == "Succeeded"
+    assert (tmp_path / "out" / "viajob.out").read_text().strip() == "VIA JOB"
+    with pytest.raises(ValidationError, match="via='nope': use 'bucket' or 'job'"):
+        submit("a-echo", [f], client=client, store=store, via="nope")
+
+
+def test_via_job_needs_an_input_folder(client, store, tmp_path):
+    svc = _svc("a-rootin", ECHO)
+    svc["input"][0]["path"] = "a-rootin"  # a whole bucket, as another cluster may have it
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    with pytest.raises(ValidationError) as info:
+        submit("a-rootin", [f], client=client, store=store, via="job", service_def=svc)
+    assert str(info.value) == (
+        "service 'a-rootin': its input path 'a-rootin' covers '.oscar-elyra-job', where "
+        "via='job' stages inputs; use via='bucket' (or an input path with a folder)"
+    )

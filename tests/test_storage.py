@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from oscar_elyra.errors import (
     AuthError,
     IntegrityError,
     NotFoundError,
+    StorageError,
     UnsafePathError,
     ValidationError,
 )
@@ -285,4 +287,116 @@ def test_downloaded_files_get_the_usual_mode(store, prefix, tmp_path):
         "one.txt": want,
         "two.txt": want,
         "single.txt": want,
+    }
+
+
+# ---------------------------------------------------------------- what users read back
+
+
+class _ChangeAfterFirstChunk:
+    """A progress bar that replaces the object once the first bytes arrived: the object
+    changes in the middle of a download, as when another client overwrites it."""
+
+    def __init__(self, change):
+        self._change = change
+
+    def update(self, n=1):
+        change, self._change = self._change, None
+        if change is not None:
+            change()
+
+    def set_total(self, total):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_object_changed_during_download_is_refused(store, prefix, tmp_path, parallel):
+    uri = f"s3://{prefix}/changing.bin"
+    store.put_bytes(os.urandom(12 * MiB), uri)
+    new = os.urandom(12 * MiB)
+    bar = _ChangeAfterFirstChunk(lambda: store.put_bytes(new, uri))
+    with pytest.raises(StorageError) as info:
+        store.get_file(uri, tmp_path / "c.bin", _parallel=parallel, _bar=bar)
+    assert str(info.value) == f"object {uri} changed while it was being read; retry"
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    assert store.get_bytes(uri) == new  # a new attempt gets the new content
+
+
+def test_uris_sizes_and_types_as_stored(store, prefix):
+    info = store.put_bytes(b"{}", f"minio.default:{prefix}/put.json")
+    assert info.uri == f"s3://{prefix}/put.json" and info.content_type == "application/json"
+    st = store.stat(f"minio:{prefix}/put.json")
+    assert st.uri == f"s3://{prefix}/put.json" and st.etag == info.etag and st.size == 2
+    data = b'{"a": 1}'
+    s = store.put_stream(io.BytesIO(data), f"{prefix}/stream.json", len(data), sha256=sha(data))
+    assert s.uri == f"s3://{prefix}/stream.json" and s.size == len(data)
+    assert store.stat(s.uri).content_type == "application/json"
+    assert {o.key.rsplit("/", 1)[1]: o.size for o in store.list(f"{prefix}/")} == {
+        "put.json": 2,
+        "stream.json": len(data),
+    }
+    assert store.sha256(s.uri) == sha(data)
+    with store.open(s.uri) as body:
+        buf = bytearray(3)
+        assert body.readable() and body.readinto(buf) == 3 and bytes(buf) == b'{"a'
+        assert b"".join(body.iter_chunks(2)) == b'": 1}'
+    assert "ctest" in store.list_buckets() and store.list_buckets() == sorted(store.list_buckets())
+
+
+def test_messages_name_the_object(store, prefix):
+    missing = f"s3://{prefix}/missing.txt"
+    with pytest.raises(NotFoundError) as info:
+        store.stat(missing)
+    assert str(info.value) == f"object {missing} not found at {store.endpoint}"
+    with pytest.raises(ValidationError) as info:
+        store.stat("ctest")
+    assert str(info.value) == "object URI 'ctest' needs a key after the bucket"
+    for uri in ("ctest", f"{prefix}/dir/"):
+        with pytest.raises(ValidationError, match="needs a key after the bucket"):
+            store.get_bytes(uri)
+    with pytest.raises(ValidationError, match="names a bucket; pass recursive=True"):
+        store.delete("ctest")
+
+
+def test_uri_forms_with_slashes():
+    assert parse_uri("/svc/in/a.png") == ("svc", "in/a.png")
+    assert parse_uri("minio:/svc/in") == ("svc", "in")
+    with pytest.raises(ValidationError, match="invalid bucket name ''"):
+        parse_uri("s3:///svc/in")  # an empty bucket, not "svc"
+
+
+def test_store_settings_are_checked(s3):
+    one = ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, workers=1, part_size=5 * MiB)
+    assert one.workers == 1
+    with pytest.raises(ValidationError, match="workers must be >= 1"):
+        ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, workers=0)
+    with pytest.raises(ValidationError, match="part_size must be >= 5 MiB"):
+        ObjectStore(s3.endpoint, s3.access_key, s3.secret_key, part_size=5 * MiB - 1)
+
+
+def test_object_created_event_as_minio_sends_it():
+    from oscar_elyra.storage import object_created_event
+
+    event = object_created_event("svc", "in/a b+c.png", 1234, "etag-1")
+    record = event["Records"][0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record.pop("eventTime"))
+    assert event == {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": "svc/in/a b+c.png",
+        "Records": [
+            {
+                "eventVersion": "2.0",
+                "eventSource": "minio:s3",
+                "awsRegion": "",
+                "eventName": "s3:ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": "svc", "arn": "arn:aws:s3:::svc"},
+                    "object": {"key": "in/a%20b%2Bc.png", "size": 1234, "eTag": "etag-1"},
+                },
+            }
+        ],
     }
