@@ -286,3 +286,22 @@ def test_outputs_without_a_folder_are_removed_at_exit(client, cluster_env):
     assert proc.returncode == 0, proc.stderr[-2000:]
     path = Path(proc.stdout.strip().splitlines()[-1])
     assert path.name == "output.txt" and not path.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), ".png"),
+        (b"\xff\xd8\xff\xe0" + bytes(range(256)), ".jpg"),
+        (b"GIF89a" + bytes(range(256)), ".gif"),
+        (b"%PDF-1.4\n" + bytes(range(256)), ".pdf"),
+        (b'  {"a": [1, 2]}', ".json"),
+        (b"[1, 2", ".txt"),  # looks like JSON, is not: still text
+        ("plain text, ünïcode".encode(), ".txt"),
+        (bytes(range(256)), ".bin"),
+    ],
+)
+def test_single_output_named_by_its_content(client, tmp_path, content, suffix):
+    res = run("c-cat", content, tmp_path, client=client)
+    assert res.kind == "file" and res.path == tmp_path / f"output{suffix}"
+    assert res.path.read_bytes() == content

@@ -205,6 +205,8 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
     assert all(r["seconds"] > 0 for r in first)
     saved = json.loads(record.read_text())
     assert [r["status"] for r in saved] == [r["status"] for r in first]
+    keys = {"input", "key", "relative", "status", "outputs", "error", "seconds", "size"}
+    assert all(set(r) == keys | {"sha256", "job"} for r in saved)
     df = first.to_pandas()
     assert list(df.columns) == ["input", "status", "outputs", "error", "seconds"] and len(df) == 6
 
@@ -214,6 +216,8 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
     jobs_before = len(client.list_jobs("a-echo"))
     second = run_map()
     assert second.ok and second.counts() == {"skipped": 4, "ok": 2}
+    skipped = {r["input"].rsplit("/", 1)[-1]: r for r in second if r["status"] == "skipped"}
+    assert skipped["f0.txt"]["outputs"] == [str(out / "f0.out")]  # as the first run left them
     assert (out / "f4.out").read_text().strip() == "FIXED 4"
     assert len(client.list_jobs("a-echo")) == jobs_before + 2
 
@@ -502,4 +506,35 @@ def test_via_job_needs_an_input_folder(client, store, tmp_path):
     assert str(info.value) == (
         "service 'a-rootin': its input path 'a-rootin' covers '.oscar-elyra-job', where "
         "via='job' stages inputs; use via='bucket' (or an input path with a folder)"
+    )
+
+
+def test_timeout_message_counts_what_it_does_not_name(client, store, tmp_path):
+    files = []
+    for i in range(11):
+        f = tmp_path / f"slow{i:02d}.txt"
+        f.write_text("z")
+        files.append(f)
+    jobs = submit("a-slow", files, client=client, store=store)
+    try:
+        with pytest.raises(TimeoutError) as info:
+            wait(jobs, timeout=0)
+    finally:
+        client.delete_jobs("a-slow", all=True)
+    msg = str(info.value)
+    assert msg.startswith("11 of 11 inputs of service 'a-slow' still pending after 0 s: ")
+    assert ", ".join(f"slow{i:02d}.txt" for i in range(10)) + " and 1 more" in msg
+    assert all(j.status == "TimedOut" for j in jobs)
+
+
+def test_paths_on_two_providers_are_refused(client, store, tmp_path):
+    svc = _svc("a-twoprov", ECHO)
+    svc["output"][0]["storage_provider"] = "s3.aws"
+    f = tmp_path / "x.txt"
+    f.write_text("x")
+    with pytest.raises(ValidationError) as info:
+        submit("a-twoprov", [f], client=client, store=store, service_def=svc)
+    assert str(info.value) == (
+        "service 'a-twoprov': its input and output paths are on different storage providers "
+        "(minio.default, s3.aws); this client follows jobs on one provider"
     )
