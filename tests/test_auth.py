@@ -20,7 +20,7 @@ import requests
 from oscar_elyra.auth import BearerAuth, OidcAgentAuth, RefreshTokenAuth, jwt_claims, make_auth
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
-from oscar_elyra.errors import AuthError
+from oscar_elyra.errors import AuthError, ConfigError
 from oscar_elyra.redact import install_log_redaction, redact, register_secret, registered_secrets
 
 
@@ -413,4 +413,25 @@ def test_token_file_token_is_redacted_and_expiry_explained(tmp_path):
     assert str(info.value).startswith(f"the access token in {f} expired at ")
     assert str(info.value).endswith(
         "and the file was not renewed; restart the notebook server or write a new token"
+    )
+
+
+def test_static_token_is_redacted_and_settings_reach_the_refresh():
+    token = make_jwt(exp=int(time.time()) + 600, sub="static-user-4711")
+    BearerAuth(token)
+    assert redact(f"header Bearer-less {token}") == "header Bearer-less ***"
+    cfg = ClusterConfig(
+        cluster_id="c",
+        endpoint="https://h",
+        refresh_token="opaque-r-6",
+        token_endpoint="https://h/t",
+        client_id="cid",
+        ssl_verify=False,
+    )
+    assert make_auth(cfg).verify is False  # the cluster's TLS setting, also for its IdP
+    half = ClusterConfig(cluster_id="half", endpoint="http://h", password="pw-only-1234")
+    with pytest.raises(ConfigError) as info:
+        make_auth(half)
+    assert str(info.value) == (
+        "cluster 'half': both a user and a password are needed (set OSCAR_USER and OSCAR_PASSWORD)"
     )

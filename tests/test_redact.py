@@ -7,6 +7,8 @@ import io
 import logging
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -191,3 +193,19 @@ def test_scrub_file_refuses_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         scrub_file(tmp_path / "nope.log")
     assert not os.listdir(tmp_path)
+
+
+def test_a_fresh_process_logs_redacted_lines(tmp_path):
+    """install_log_redaction in a new process: handlers configured afterwards (here by
+    basicConfig) print redacted lines."""
+    code = (
+        "import logging, sys\n"
+        "from oscar_elyra.redact import install_log_redaction, register_secret\n"
+        "install_log_redaction()\n"
+        "register_secret('fresh-process-secret-99')\n"
+        "logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s')\n"
+        "logging.getLogger('x').warning('token=%s', 'fresh-process-secret-99')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "WARNING token=***\n"
