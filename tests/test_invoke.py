@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -72,6 +73,8 @@ def client(client):
             ' "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/names.zip"
             """
         ),
+        # a failing script: its output's tail comes back with the error
+        "c-fail": 'echo "fail-marker-31" >&2; exit 4',
         # a single output that starts like a zip but is not one
         "c-zipbad": "printf 'PK\\003\\004 not really a zip archive' > \"$TMP_OUTPUT_DIR/bad.bin\"",
     }.items():
@@ -305,3 +308,26 @@ def test_single_output_named_by_its_content(client, tmp_path, content, suffix):
     res = run("c-cat", content, tmp_path, client=client)
     assert res.kind == "file" and res.path == tmp_path / f"output{suffix}"
     assert res.path.read_bytes() == content
+
+
+def test_inputs_and_answers_as_a_user_passes_and_reads_them(client, tmp_path):
+    """File objects are sent under their name (or "input"), a one-byte answer is a file,
+    a text answer written to a folder is UTF-8, a path ending in "/" is a folder."""
+    src = tmp_path / "photo.raw"
+    src.write_bytes(bytes(range(256)))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "c").mkdir()
+    with open(src, "rb") as fh:
+        res = run("c-cat", fh, tmp_path / "a", client=client)
+    assert res.path == tmp_path / "a" / "photo.bin" and res.bytes == bytes(range(256))
+    assert res.service == "c-cat" and res.seconds > 0
+    res = run("c-cat", io.BytesIO(b"\x07"), str(tmp_path / "b") + "/", client=client)
+    assert res.kind == "file" and res.path == tmp_path / "b" / "input.txt"
+    assert res.bytes == b"\x07"
+    res = run("c-echo", "grüße", tmp_path / "c", client=client)
+    assert res.kind == "text" and res.service == "c-echo" and res.seconds > 0
+    assert res.paths == [tmp_path / "c" / "output.txt"]
+    assert res.paths[0].read_text(encoding="utf-8") == "got: grüße\n" == res.text
+    with pytest.raises(ServiceError) as info:
+        run("c-fail", "x", client=client)
+    assert "fail-marker-31" in (info.value.log or "")
