@@ -14,6 +14,7 @@ and log file, and the default SIGCHLD disposition back.
 """
 
 import atexit
+import gc
 import json
 import os
 import signal
@@ -49,6 +50,13 @@ for _name in PRELOAD:
         importlib.import_module(_name)
     except Exception:  # noqa: BLE001 - optional: the kernel imports it itself if it can
         pass
+
+
+# Everything imported so far lives as long as the process: moved out of the collector's
+# sight, so that a kernel's collections (IPython runs one while it starts) skip it and do not
+# touch (and copy) the pages the forks share.
+gc.collect()
+gc.freeze()
 
 
 def _child(req: dict) -> None:

@@ -120,19 +120,20 @@ def _register_engine(papermill) -> None:
                     stdout_file=stdout_file,
                     stderr_file=stderr_file,
                 )
-                km = final.pop("kernel_manager", None)
+                kernel = final.pop("kernel", None)
                 retire = final.pop("kernel_retire", None)
-                if km is not None:  # a kernel started ahead of time (pipeline.kernels)
-                    client = PapermillNotebookClient(nb_man, km=km, **final)
+                if kernel is not None:  # started ahead, with a ready client (pipeline.kernels)
+                    client = PapermillNotebookClient(nb_man, km=kernel.manager, **final)
+                    client.kc = kernel.client
+                    client.kc.allow_stdin = False  # as nbclient sets on the clients it makes
                     if retire is None:
                         return client.execute(cleanup_kc=True)
                     try:  # the kernel's shutdown goes off the node's critical path
                         return client.execute(cleanup_kc=False)
                     finally:
-                        if client.kc is not None:
-                            client.kc.stop_channels()
-                            client.kc = None
-                        retire(km)
+                        client.kc.stop_channels()
+                        client.kc = None
+                        retire(kernel)
                 kernel_kwargs = {"env": kwargs.get("kernel_env") or {}}
                 if kwargs.get("kernel_cwd"):
                     kernel_kwargs["cwd"] = kwargs["kernel_cwd"]
@@ -155,16 +156,16 @@ def kernel_name_of(notebook: Path) -> str | None:
     return str(name) if name else None
 
 
-def run_notebook(source: Path, executed: Path, ctx: NodeContext, km=None, retire=None) -> None:
+def run_notebook(source: Path, executed: Path, ctx: NodeContext, kernel=None, retire=None) -> None:
     """Execute notebook ``source`` into ``executed`` (kernel from the notebook's metadata).
 
-    ``km``: a kernel manager started ahead (:mod:`oscar_elyra.pipeline.kernels`) to use
-    instead of starting one; ``retire(km)`` then shuts it down once the cells have run.
+    ``kernel``: a :class:`~oscar_elyra.pipeline.kernels.Kernel` started ahead to use instead
+    of starting one; ``retire(kernel)`` then shuts it down once the cells have run.
     """
     papermill = papermill_module()
     _register_engine(papermill)
     executed.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"kernel_manager": km, "kernel_retire": retire} if km is not None else {}
+    extra = {"kernel": kernel, "kernel_retire": retire} if kernel is not None else {}
     with open(ctx.log_path, "a", buffering=1, encoding="utf-8") as log:
         try:
             papermill.execute_notebook(

@@ -26,26 +26,32 @@ way; the notebook runs the same.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oscar_elyra.errors import OscarError
 
-__all__ = ["KernelPool", "KernelZygote"]
+__all__ = ["Kernel", "KernelPool", "KernelZygote"]
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 #: seconds the zygote may take to import ipykernel before kernels start the usual way
 ZYGOTE_START_TIMEOUT = 120.0
+#: seconds a kernel may take to answer once started (papermill's default start timeout)
+START_TIMEOUT = 60.0
 
 
 def _python_env(env: dict[str, str]) -> dict[str, str]:
@@ -250,35 +256,146 @@ def _provisioner() -> Any:
     return _provisioner_class
 
 
+_client_class: Any = None
+
+#: seconds to wait for the IOPub answer to a ``kernel_info`` request the kernel has replied
+#: to before asking again: a request answered before the kernel's IOPub saw this client's
+#: subscription has its IOPub messages lost (ZeroMQ's "slow joiner")
+ASK_AGAIN = 0.05
+#: milliseconds between a client socket's attempts to connect to a kernel that is still
+#: starting (ZeroMQ's default, 100, would add up to 0.1 s to every kernel's start)
+RECONNECT_MS = 10
+
+
+def _client() -> Any:
+    """``AsyncKernelClient`` whose readiness check waits for events, not for silence.
+
+    jupyter_client's ``wait_for_ready`` ends by reading IOPub until nothing came for 0.2 s.
+    This one is ready once the kernel replied to a ``kernel_info`` request on the shell
+    channel and IOPub carried the ``idle`` status of such a request (so IOPub is connected
+    and what the kernel published before has been read), asking again every ``ASK_AGAIN``
+    seconds after the first reply until then. Answers to its other requests may come later:
+    nbclient reads only messages answering its own requests.
+    """
+    global _client_class
+    if _client_class is None:
+        # optional heavy dependency (elyra extra)
+        import zmq.asyncio
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        class ReadyClient(AsyncKernelClient):
+            def _context_default(self) -> Any:
+                self._created_context = True  # destroyed with the client's channels
+                context = zmq.asyncio.Context()
+                context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+                return context
+
+            async def wait_for_ready(self, timeout: float | None = None) -> None:
+                limit = float("inf") if timeout is None else timeout
+                deadline = time.monotonic() + limit
+                asked = {self.kernel_info()}
+                reply = None
+                while reply is None:  # the kernel may still be starting: no need to ask again
+                    reply = await _answer(
+                        self.shell_channel, asked, min(time.monotonic() + 1, deadline)
+                    )
+                    if reply is None:
+                        await self._check(deadline, limit)
+                while not await _answer(
+                    self.iopub_channel, asked, min(time.monotonic() + ASK_AGAIN, deadline), True
+                ):
+                    await self._check(deadline, limit)
+                    asked.add(self.kernel_info())
+                self._handle_kernel_info_reply(reply)
+
+            async def _check(self, deadline: float, limit: float) -> None:
+                if not await self.is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {limit:g} seconds")
+
+        _client_class = ReadyClient
+    return _client_class
+
+
+async def _answer(channel: Any, asked: set[str], until: float, idle: bool = False) -> Any:
+    """The first message on ``channel`` answering one of the requests ``asked`` (with
+    ``idle``: their ``idle`` status), others skipped; None if none came by ``until``."""
+    while (left := until - time.monotonic()) > 0:
+        try:
+            msg = await channel.get_msg(timeout=left)
+        except queue.Empty:
+            return None
+        if msg.get("parent_header", {}).get("msg_id") not in asked:
+            continue
+        if not idle or (
+            msg.get("msg_type") == "status"
+            and msg.get("content", {}).get("execution_state") == "idle"
+        ):
+            return msg
+    return None
+
+
+@dataclass
+class Kernel:
+    """A node's kernel, started ahead: its manager, and a client connected to it that has
+    found it ready (so the node's critical path holds neither the start nor the handshake)."""
+
+    manager: Any
+    client: Any
+
+    def is_alive(self) -> bool:
+        return bool(self.manager.is_alive())
+
+
 def start_kernel(
     kernel_name: str,
     env: dict[str, str],
     cwd: Path,
     log_path: Path,
     zygote: KernelZygote | None = None,
-):
-    """A started kernel manager for one node (forked by ``zygote`` when it can)."""
+    timeout: float = START_TIMEOUT,
+) -> Kernel:
+    """A started kernel for one node (forked by ``zygote`` when it can) and a ready client.
+
+    The client's ZeroMQ sockets wait in a private event loop, closed before returning: the
+    node's thread then uses them in its own loop (pyzmq re-registers them there).
+    """
     from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
 
     km = KernelManager(kernel_name=kernel_name)
-    km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"  # what nbclient drives
+    km.client_factory = _client()  # an AsyncKernelClient, what nbclient drives
     km.kernel_id = str(uuid.uuid4())
     prov = _provisioner()(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     prov.zygote = zygote
     km.provisioner = prov
     with open(log_path, "ab") as log:
         km.start_kernel(env=env, cwd=str(cwd), stdout=log, stderr=log)
-    return km
+    kernel = Kernel(km, km.client())
+    loop = asyncio.new_event_loop()
+    try:
+        kernel.client.start_channels()
+        loop.run_until_complete(kernel.client.wait_for_ready(timeout=timeout))
+    except BaseException:
+        stop_kernel(kernel)
+        raise
+    finally:
+        loop.close()
+    return kernel
 
 
-def stop_kernel(km) -> None:
+def stop_kernel(kernel: Kernel) -> None:
     """Shut a kernel down (gracefully: its exit handlers run) and free its resources."""
     try:
-        km.shutdown_kernel(now=False)
+        kernel.client.stop_channels()
+    except Exception:  # noqa: BLE001 - best effort: already stopped by the node
+        pass
+    try:
+        kernel.manager.shutdown_kernel(now=False)
     except Exception:  # noqa: BLE001 - best effort: the process may already be gone
         pass
     try:
-        km.cleanup_resources()
+        kernel.manager.cleanup_resources()
     except Exception:  # noqa: BLE001
         pass
 
@@ -286,13 +403,15 @@ def stop_kernel(km) -> None:
 class KernelPool:
     """The kernels of one run: started ahead (one per node), retired in the background.
 
-    ``start`` returns a future of a started kernel manager; ``retire`` shuts a used
+    ``start`` returns a future of a started :class:`Kernel`; ``retire`` shuts a used
     kernel down off the node's critical path; ``close`` waits for every kernel to be
     gone, then stops the zygote.
     """
 
     def __init__(self, workers: int, zygote: bool = True) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="kernel")
+        # shutdowns wait for processes to exit: their own threads, never ahead of a start
+        self._stops = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="retire")
         self._retiring: list[Future] = []
         self._zygote: KernelZygote | None = None
         if zygote and hasattr(os, "pidfd_open"):  # Linux: forked kernels followed by pidfd
@@ -305,16 +424,17 @@ class KernelPool:
         """Start a kernel for one node in the background."""
         return self._pool.submit(start_kernel, kernel_name, env, cwd, log_path, self._zygote)
 
-    def retire(self, km) -> None:
+    def retire(self, kernel: Kernel) -> None:
         """Shut a kernel down in the background (its node is done with it)."""
-        self._retiring.append(self._pool.submit(stop_kernel, km))
+        self._retiring.append(self._stops.submit(stop_kernel, kernel))
 
     def drop(self, fut: Future) -> None:
         """Retire the kernel a future will hold, for a node that will not run."""
-        self._retiring.append(self._pool.submit(lambda: stop_kernel(fut.result())))
+        self._retiring.append(self._stops.submit(lambda: stop_kernel(fut.result())))
 
     def close(self) -> None:
         """Wait for every kernel to stop, then stop the zygote."""
         self._pool.shutdown(wait=True)
+        self._stops.shutdown(wait=True)
         if self._zygote is not None:
             self._zygote.close()

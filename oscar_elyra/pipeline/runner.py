@@ -194,7 +194,7 @@ class _Run:
         self.cluster = cluster
         self.nodes = {n["id"]: n for n in record["nodes"]}
         self.contexts: dict[str, NodeContext] = {}
-        #: kernels started ahead of time for notebook nodes (futures of KernelManagers)
+        #: kernels started ahead of time for notebook nodes (futures of kernels.Kernel)
         self.kernels: dict[str, Future] = {}
         self.use_prewarm = prewarm
         self.kernel_pool: KernelPool | None = None
@@ -269,14 +269,14 @@ class _Run:
             )
         return path
 
-    def execute(self, node: Node, ctx: NodeContext, km: Any = None) -> list[dict[str, Any]]:
+    def execute(self, node: Node, ctx: NodeContext, kernel: Any = None) -> list[dict[str, Any]]:
         if node.kind in ("notebook", "python", "r"):
             source = self.pipeline.resolve(node.filename or "")
             if node.kind == "notebook":
                 rec = self.nodes[node.id]
                 executed = self.run_dir / rec["notebook"]
                 retire = self.kernel_pool.retire if self.kernel_pool is not None else None
-                run_notebook(source, executed, ctx, km=km, retire=retire)
+                run_notebook(source, executed, ctx, kernel=kernel, retire=retire)
             else:
                 run_script(source, node.kind, ctx)
             return collect_outputs(node.outputs, source.parent)
@@ -308,16 +308,17 @@ class _Run:
         ctx = self.contexts[node.id]
         started = _now()
         t0 = time.monotonic()
-        km = None
+        started_kernel = None
         if kernel is not None:
             try:
-                km = kernel.result()
-                if not km.is_alive():
-                    km = None
+                started_kernel = kernel.result()
             except Exception:  # noqa: BLE001 - papermill then starts its own kernel
-                km = None
+                started_kernel = None
+            if started_kernel is not None and not started_kernel.is_alive():
+                self.kernel_pool.retire(started_kernel)  # its client and files too
+                started_kernel = None
         try:
-            artifacts = self.execute(node, ctx, km)
+            artifacts = self.execute(node, ctx, started_kernel)
             error = None
         except NodeFailure as exc:
             artifacts, error = [], exc.error
@@ -346,8 +347,9 @@ class _Run:
         return self.contexts[node.id]
 
     def prewarm(self, order: list[str]) -> None:
-        """Start kernels for notebook nodes about to run (parents running or done), at most
-        ``workers`` unused at a time, so kernel start-up overlaps the running nodes."""
+        """Start kernels for the next notebook nodes (every parent running, done or itself
+        holding a kernel started ahead), at most ``workers`` unused at a time, so kernel
+        start-up overlaps the running nodes, also down a chain of notebooks."""
         if self.kernel_pool is None:
             return
         for nid in order:
@@ -360,7 +362,7 @@ class _Run:
                 or nid in self.contexts
                 or self.nodes[nid]["status"] != "pending"
                 or not all(
-                    self.nodes[p]["status"] in ("running", "succeeded")
+                    self.nodes[p]["status"] in ("running", "succeeded") or p in self.kernels
                     for p in node.parents
                     if p in self.selected
                 )
