@@ -13,6 +13,7 @@ import atexit
 import base64
 import binascii
 import html
+import io
 import json
 import os
 import re
@@ -164,8 +165,9 @@ class _B64Decoder:
         return self.ok
 
 
-def _sniff_ext(head: bytes, path: Path | None = None) -> str:
-    """A file suffix for decoded output starting with ``head`` (content of ``path``)."""
+def _sniff_ext(head: bytes, content: Path | bytes | None = None) -> str:
+    """A file suffix for decoded output starting with ``head`` (``content``: the whole
+    output, in a file or in memory)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return ".png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -176,21 +178,77 @@ def _sniff_ext(head: bytes, path: Path | None = None) -> str:
         return ".pdf"
     if head.startswith(b"PK\x03\x04"):
         return ".zip"
-    stripped = head.lstrip()
-    if stripped[:1] in (b"{", b"[") and path is not None and path.stat().st_size < 64 << 20:
+    if content is None:
+        return ".bin"
+    in_memory = isinstance(content, bytes)
+    size = len(content) if in_memory else content.stat().st_size
+    if head.lstrip()[:1] in (b"{", b"[") and size < 64 << 20:
         try:
-            json.loads(path.read_bytes())
+            json.loads(content if in_memory else content.read_bytes())
             return ".json"
         except (ValueError, UnicodeDecodeError):
             pass
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                fh.read(65536).decode("utf-8")
-            return ".txt"
-        except UnicodeDecodeError:
-            pass
-    return ".bin"
+    if in_memory:
+        start = content[:65536]
+    else:
+        with open(content, "rb") as fh:
+            start = fh.read(65536)
+    try:
+        start.decode("utf-8")
+        return ".txt"
+    except UnicodeDecodeError:
+        return ".bin"
+
+
+class _Spool:
+    """Where a decoded answer goes: memory up to ``limit`` bytes, past that a temporary file
+    in ``folder()`` (where the answer will end up, so placing it is a rename), made only then:
+    a small answer touches the disk once (its file) or never (text)."""
+
+    def __init__(self, folder: Callable[[], Path], limit: int = DECODE_CHUNK) -> None:
+        self._folder = folder
+        self._limit = limit
+        self._buf = bytearray()
+        self._fh: IO[bytes] | None = None
+        self.path: Path | None = None
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._fh is None:
+            self._buf += data
+            if len(self._buf) <= self._limit:
+                return
+            fd, self.path = temp_near(self._folder() / "oscar-out")
+            self._fh = os.fdopen(fd, "wb")
+            data, self._buf = bytes(self._buf), bytearray()
+        self._fh.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def content(self) -> Path | bytes:
+        """The answer: its temporary file (closed) or its bytes."""
+        if self._fh is None:
+            return bytes(self._buf)
+        self._fh.close()
+        assert self.path is not None
+        return self.path
+
+    def place(self, target: Path) -> None:
+        """Make the answer the file ``target`` (atomically)."""
+        content = self.content()
+        if isinstance(content, bytes):
+            write_atomic(target, content)
+        else:
+            os.replace(content, target)
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self._buf = bytearray()
 
 
 def _zip_clash(names: list[str], dest: Path) -> str | None:
@@ -214,9 +272,9 @@ def _zip_clash(names: list[str], dest: Path) -> str | None:
     return None
 
 
-def _extract_zip(zpath: Path, dest: Path, service: str = "") -> list[Path]:
-    """Unpack ``zpath`` into ``dest``; every member checked before anything is written
-    (unsafe paths, symlinks, members that clash as file and folder)."""
+def _extract_zip(zpath: Path | IO[bytes], dest: Path, service: str = "") -> list[Path]:
+    """Unpack ``zpath`` (a path or a file object) into ``dest``; every member checked before
+    anything is written (unsafe paths, symlinks, members that clash as file and folder)."""
     try:
         zf = zipfile.ZipFile(zpath)
     except zipfile.BadZipFile as exc:
@@ -441,20 +499,25 @@ def run(
         if exc.log is None and exc.status is not None and exc.status >= 500:
             exc.log = exc.body
         raise
-    work = _tmpdir("oscar-elyra-run-") if output is None else None
     out = Path(output) if output is not None else None
     out_is_dir = out is not None and (out.is_dir() or str(output).endswith(("/", os.sep)))
-    stage_dir = (out if out_is_dir else out.parent) if out is not None else work
-    assert stage_dir is not None
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    fd, decoded = temp_near(stage_dir / "oscar-out", mkdir=False)
+    work: list[Path] = []  # a temporary folder for the answer's files, made when needed
+
+    def folder() -> Path:
+        """Where the answer's file(s) go when no file name is given."""
+        if out is not None:
+            return out if out_is_dir else out.parent
+        if not work:
+            work.append(_tmpdir("oscar-elyra-run-"))
+        return work[0]
+
+    decoded = _Spool(folder)
     raw = tempfile.SpooledTemporaryFile(max_size=RAW_LIMIT)
     try:
-        with os.fdopen(fd, "wb") as dec_fh:
-            is_b64, head = _receive(resp, service, dec_fh, raw)
+        is_b64, head = _receive(resp, service, decoded, raw)
         seconds = time.monotonic() - started
         if not is_b64:
-            decoded.unlink(missing_ok=True)
+            decoded.discard()
             raw.seek(0)
             text = raw.read().decode("utf-8", "replace")
             paths = []
@@ -464,23 +527,21 @@ def run(
                 paths = [target]
             return Result(service, "text", paths, seconds, _text=text)
         if head.startswith(b"PK\x03\x04") and not (out is not None and out.suffix == ".zip"):
-            dest = out if out is not None else work
-            assert dest is not None
+            content = decoded.content()
             try:
-                files = _extract_zip(decoded, dest, service)
+                zipped = io.BytesIO(content) if isinstance(content, bytes) else content
+                files = _extract_zip(zipped, out if out is not None else folder(), service)
             finally:
-                decoded.unlink(missing_ok=True)
+                decoded.discard()
             return Result(service, "files", files, seconds)
         if out is not None and not out_is_dir:
             target = out
         else:
-            folder = out if out_is_dir else work
-            assert folder is not None
-            target = folder / f"{stem or 'output'}{_sniff_ext(head, decoded)}"
-        os.replace(decoded, target)
+            target = folder() / f"{stem or 'output'}{_sniff_ext(head, decoded.content())}"
+        decoded.place(target)
         return Result(service, "file", [target], seconds)
     except BaseException:
-        decoded.unlink(missing_ok=True)
+        decoded.discard()
         raise
     finally:
         raw.close()

@@ -181,7 +181,7 @@ class _Run:
         parameters: dict[str, Any],
         workers: int,
         on_event: EventCallback | None,
-        prewarm: bool = True,
+        kernel_pool: KernelPool | None = None,
         cluster: ClusterConfig | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -196,8 +196,8 @@ class _Run:
         self.contexts: dict[str, NodeContext] = {}
         #: kernels started ahead of time for notebook nodes (futures of kernels.Kernel)
         self.kernels: dict[str, Future] = {}
-        self.use_prewarm = prewarm
-        self.kernel_pool: KernelPool | None = None
+        #: starts the kernels of notebook nodes ahead (None: papermill starts each one)
+        self.kernel_pool = kernel_pool
         self._secrets_lock = threading.Lock()
         self._cluster_client: Any = None
         self._ask_cluster = True
@@ -425,10 +425,6 @@ class _Run:
         order = self.pipeline.topological_order()
         running: dict[Future, str] = {}
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="node")
-        if self.use_prewarm and any(
-            self.pipeline.nodes[n].kind == "notebook" for n in self.selected
-        ):
-            self.kernel_pool = KernelPool(self.workers)
         try:
             while True:
                 changed = True
@@ -640,23 +636,31 @@ def run_pipeline(
     rdir.mkdir(parents=True, exist_ok=True)
     record["run_dir"] = str(rdir)
 
-    if any(pipeline.nodes[n].kind == "notebook" for n in selected):
-        _register_engine(papermill_module())  # import once, before node clocks start
-
-    run = _Run(pipeline, record, rdir, selected, parameters, workers, on_event, prewarm, cluster)
-    run.learn_secrets()
-    run.save()
-    if on_event:
-        on_event("start", {}, record)
+    notebooks = any(pipeline.nodes[n].kind == "notebook" for n in selected)
+    # the pool's zygote imports ipykernel while this process imports papermill
+    kernel_pool = KernelPool(workers) if notebooks and prewarm else None
     try:
-        run.loop()
+        if notebooks:
+            _register_engine(papermill_module())  # import once, before node clocks start
+        run = _Run(
+            pipeline, record, rdir, selected, parameters, workers, on_event, kernel_pool, cluster
+        )
+        run.learn_secrets()
+        run.save()
+        if on_event:
+            on_event("start", {}, record)
+        try:
+            run.loop()
+        finally:
+            if record["status"] == "running":
+                failed = [
+                    n for n in record["nodes"] if n["id"] in selected and n["status"] != "succeeded"
+                ]
+                record["status"] = "failed" if failed else "succeeded"
+                record["ended"] = _now()
+                run.save()
+            write_report(rdir, record)
     finally:
-        if record["status"] == "running":
-            failed = [
-                n for n in record["nodes"] if n["id"] in selected and n["status"] != "succeeded"
-            ]
-            record["status"] = "failed" if failed else "succeeded"
-            record["ended"] = _now()
-            run.save()
-        write_report(rdir, record)
+        if kernel_pool is not None:
+            kernel_pool.close()  # (the loop closes it when it ran: a no-op then)
     return RunResult(run_dir=rdir, record=record)
