@@ -8,6 +8,8 @@ same run, the ratio that the goal is about, the goal and whether it was met.
 from __future__ import annotations
 
 import json
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +39,31 @@ def row(
 
 
 def save(name: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
-    """Write ``rows`` (and any raw figures in ``extra``) to ``out/<name>.json``."""
+    """Write ``rows`` (and any raw figures in ``extra``) to ``out/<name>.json``, with when
+    they were measured and the machine's load average then."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps({"rows": rows, **extra}, indent=2) + "\n")
+    measured = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+    path.write_text(json.dumps({"rows": rows, "measured": measured, **extra}, indent=2) + "\n")
     return path
 
 
 def load(name: str) -> list[dict[str, Any]] | None:
     """Rows saved by a script (None when it saved none)."""
-    path = OUT / f"{name}.json"
+    return _read(name).get("rows")
+
+
+def measured(name: str) -> dict[str, str]:
+    """When a script's saved rows were measured: ``date`` and ``load`` ({} if unknown)."""
+    return _read(name).get("measured") or {}
+
+
+def _read(name: str) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())["rows"]
-    except (OSError, ValueError, KeyError):
-        return None
+        data = json.loads((OUT / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

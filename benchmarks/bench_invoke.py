@@ -5,11 +5,16 @@ P2  peak RSS above the process's baseline (VmHWM, reset via /proc/self/clear_ref
     ``oscar_elyra.run`` vs ``oscar-python``'s ``Client.run_service`` (installed by this
     script into its own venv under benchmarks/out/, never into the project). Goal: <= 64 MB.
 P3  ``oscar_elyra.map`` of N files through an async service whose jobs take t seconds on a
-    cluster running K jobs at once, vs the ideal N*t/K. Goal: <= 1.1x.
+    cluster running K jobs at once, vs the ideal N*t/K and vs the cluster's own floor (every
+    input submitted at once, then waited for). Goals (issue 14, at N = 1,000): exactly K in
+    flight within 1.05x the floor and 1.1x the ideal; 2K in flight within 1.1x the ideal.
 
     python benchmarks/bench_invoke.py                     # P2 with 1024 MB, P3 N=1000 K=8 t=1
     python benchmarks/bench_invoke.py --size-mb 256 --only p2
     python benchmarks/bench_invoke.py --n 200 --k 4 --t 0.5 --only p3
+
+Rows for RESULTS.md: ``out/invoke-p2.json`` and ``out/invoke-p3-n<N>.json`` (one file per N, so
+``make bench``'s smaller N never replaces the N = 1,000 figure recorded separately).
 """
 
 from __future__ import annotations
@@ -259,14 +264,25 @@ def rows_of(results: dict, args: argparse.Namespace) -> list[dict]:
                 continue
             vs_floor = r["seconds"] / floor["seconds"]
             exact = int(conc) == args.k
+            if args.n < 1000:  # the goals are at the issue's size: information here
+                goal, met = "information (the goals are at N=1,000)", None
+            elif exact:
+                goal, met = (
+                    "<= 1.05x floor and <= 1.1x ideal",
+                    vs_floor <= 1.05 and r["ratio"] <= 1.1,
+                )
+            else:
+                goal, met = "<= 1.1x ideal", r["ratio"] <= 1.1
             rows.append(
                 row(
-                    f"map, {conc} in flight ({label})",
+                    f"map, exactly K = {conc} in flight ({label})"
+                    if exact
+                    else f"map, {conc} in flight ({label})",
                     f"{r['ratio']:.3f}x ideal",
                     f"floor {floor['ratio']:.3f}x ideal",
                     vs_floor,
-                    "<= 1.05x floor and <= 1.1x ideal at N=1,000" if exact else "<= 1.1x ideal",
-                    (vs_floor <= 1.05 and r["ratio"] <= 1.1) if exact else r["ratio"] <= 1.1,
+                    goal,
+                    met,
                     "map starts jobs by POST /job" if exact else "",
                 )
             )
@@ -291,7 +307,11 @@ def main() -> None:
         if args.only in (None, "p3"):
             conc = args.concurrency or [args.k, 2 * args.k]
             results["p3"] = p3(args.n, args.k, args.t, conc, work)
-    save(f"invoke-{args.only or 'all'}", rows_of(results, args))
+    rows = rows_of(results, args)
+    if "p2" in results:
+        save("invoke-p2", [r for r in rows if r["what"].startswith("sync /run")])
+    if "p3" in results:
+        save(f"invoke-p3-n{args.n}", [r for r in rows if not r["what"].startswith("sync /run")])
     dest = OUT / "bench_invoke.json"
     previous = json.loads(dest.read_text()) if dest.exists() else {}
     previous.update(results)  # --only keeps the other benchmark's last figures

@@ -17,6 +17,7 @@ from PIL import Image
 
 from oscar_elyra.errors import NotFoundError, ServiceError, UnsafePathError, ValidationError
 from oscar_elyra.invoke import Result, run
+from oscar_elyra.invoke.sync import DECODE_CHUNK
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +136,12 @@ def test_json_output(client, tmp_path):
 
 
 def test_bytes_roundtrip_exact(client):
-    data = os.urandom(100_001) + b"\x00PK\x03\x04"
-    res = run("c-cat", data, client=client)
-    assert res.kind == "file" and res.bytes == data and res.path.suffix == ".bin"
+    # an answer kept in memory, and one past DECODE_CHUNK (spooled to a file as it comes)
+    for size in (100_001, 3 * DECODE_CHUNK + 7):
+        data = os.urandom(size) + b"\x00PK\x03\x04"
+        res = run("c-cat", data, client=client)
+        assert res.kind == "file" and res.bytes == data and res.path.suffix == ".bin"
+        assert [p.name for p in res.path.parent.iterdir()] == [res.path.name]  # no temp left
 
 
 def test_zip_output_unpacked(client, tmp_path):

@@ -280,14 +280,12 @@ def _client() -> Any:
     global _client_class
     if _client_class is None:
         # optional heavy dependency (elyra extra)
-        import zmq.asyncio
         from jupyter_client.asynchronous import AsyncKernelClient
 
         class ReadyClient(AsyncKernelClient):
             def _context_default(self) -> Any:
-                self._created_context = True  # destroyed with the client's channels
-                context = zmq.asyncio.Context()
-                context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+                context = super()._context_default()  # its own, closed with its channels
+                context.reconnect_ivl = RECONNECT_MS  # default for the sockets made from it
                 return context
 
             async def wait_for_ready(self, timeout: float | None = None) -> None:
