@@ -4,13 +4,22 @@ Starting an IPython kernel costs most of a second of CPU, nearly all of it impor
 ipykernel and IPython. A run therefore starts one *zygote* process (``_zygote.py``) that
 imports ipykernel once and forks a kernel for each notebook node on request.
 
+What stays on a node's critical path is its cells and papermill's notebook writes: the
+runner starts the kernels of the next notebook nodes while the nodes before them run (also
+down a chain, at most ``workers`` unused kernels at a time), and :func:`start_kernel` also
+connects a client and waits for the kernel to answer (:func:`_client`: by events, not by a
+0.2 s silence), so the node's papermill finds a ready kernel and a ready client. Shutdowns
+run in their own threads once the node's notebook is written.
+
 Isolation between nodes (what ``tests/test_kernels.py`` checks):
 
 - every node gets its own kernel process, never reused by another node; it is shut down
   once its notebook is written (off the node's critical path, before the run ends);
 - that process is forked from the zygote, in which no code but ipykernel's imports has run:
   no user code, no kernel state, no thread; it then reads its own connection file and
-  builds its own IPython shell, as ``python -m ipykernel_launcher`` does;
+  builds its own IPython shell, as ``python -m ipykernel_launcher`` does (the imported
+  modules' objects are frozen out of the garbage collector's sight, ``gc.freeze``, which
+  changes no value);
 - it runs with the node's environment (replacing the zygote's), the node's working
   directory and log file, in its own session (interrupts go to its process group);
 - the modules ipykernel imports are shared as imported, not re-imported with the node's
