@@ -416,6 +416,7 @@ class KernelPool:
     """
 
     def __init__(self, workers: int, zygote: bool = True) -> None:
+        """``workers``: how many kernels may start (or stop) at once."""
         self._pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="kernel")
         # shutdowns wait for processes to exit: their own threads, never ahead of a start
         self._stops = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="retire")

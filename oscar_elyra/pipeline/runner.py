@@ -66,6 +66,10 @@ SECRET_ENV = (
     "AWS_SESSION_TOKEN",
 )
 
+#: notebook kernels started ahead and not yet used, at most (at least ``workers``): part of a
+#: kernel's start waits (its history file, sockets), so several starting at once overlap
+KERNELS_AHEAD = 4
+
 EventCallback = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
@@ -348,12 +352,12 @@ class _Run:
 
     def prewarm(self, order: list[str]) -> None:
         """Start kernels for the next notebook nodes (every parent running, done or itself
-        holding a kernel started ahead), at most ``workers`` unused at a time, so kernel
-        start-up overlaps the running nodes, also down a chain of notebooks."""
+        holding a kernel started ahead), at most ``KERNELS_AHEAD`` (or ``workers``) unused at a
+        time, so kernel start-up overlaps the running nodes, also down a chain of notebooks."""
         if self.kernel_pool is None:
             return
         for nid in order:
-            if len(self.kernels) >= self.workers:
+            if len(self.kernels) >= max(self.workers, KERNELS_AHEAD):  # (as many start at once)
                 return
             node = self.pipeline.nodes[nid]
             if (
@@ -638,7 +642,8 @@ def run_pipeline(
 
     notebooks = any(pipeline.nodes[n].kind == "notebook" for n in selected)
     # the pool's zygote imports ipykernel while this process imports papermill
-    kernel_pool = KernelPool(workers) if notebooks and prewarm else None
+    ahead = max(workers, KERNELS_AHEAD)
+    kernel_pool = KernelPool(ahead) if notebooks and prewarm else None
     try:
         if notebooks:
             _register_engine(papermill_module())  # import once, before node clocks start
