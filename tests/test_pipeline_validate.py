@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,3 +251,32 @@ def test_super_node_is_flattened_like_elyras_parser(tmp_path):
     assert [pl.nodes[n].label for n in pl.topological_order()] == ["a", "inner", "c"]
     assert pl.nodes["bbbb-2"].parents == ["aaaa-1"] and pl.nodes["cccc-3"].parents == ["bbbb-2"]
     assert not [i for i in validate_pipeline(pl) if i.severity == "error"]
+
+
+def test_pipeline_check_skips_rfc3987_syntax(tmp_path):
+    """The first validation in a process imports jsonschema without rfc3987-syntax (seconds
+    of grammar compiling for format checks no schema here uses); it still finds errors."""
+    code = (
+        "import json, sys\n"
+        "from oscar_elyra.errors import ValidationError\n"
+        "from oscar_elyra.pipeline import load_pipeline\n"
+        "load_pipeline(sys.argv[1])\n"
+        "try:\n"
+        "    load_pipeline(sys.argv[2])\n"
+        "except ValidationError as exc:\n"
+        "    bad = str(exc)\n"
+        "print(json.dumps({'rfc': 'rfc3987_syntax' in sys.modules, 'bad': bad}))\n"
+    )
+    good = write_pipeline(tmp_path / "ok.pipeline", pipeline([node("a", "a.py")], name="ok"))
+    (tmp_path / "a.py").write_text("print(1)\n")
+    broken = tmp_path / "bad.pipeline"
+    broken.write_text(json.dumps({"doc_type": "pipeline", "version": "3.0", "pipelines": 7}))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(good), str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["rfc"] is False and "pipelines" in seen["bad"]

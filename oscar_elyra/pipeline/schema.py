@@ -8,6 +8,7 @@ and what is wrong, never a traceback.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from oscar_elyra._paths import MAX_DEPTH, nesting_depth
@@ -124,12 +125,32 @@ SCHEMA: dict[str, Any] = {
 
 def schema_error(schema: dict, doc: Any) -> Any:
     """The most relevant error of ``doc`` against the JSON ``schema`` (None when it is valid)."""
+    _import_jsonschema()
     # imported here: with rfc3987-syntax installed (Jupyter pulls it in), importing jsonschema
     # costs about 1 s of CPU, which every CLI call and node would pay without validating
     from jsonschema import Draft7Validator
     from jsonschema.exceptions import best_match
 
     return best_match(Draft7Validator(schema).iter_errors(doc))
+
+
+def _import_jsonschema() -> None:
+    """Import jsonschema, the first time without its optional rfc3987-syntax.
+
+    With rfc3987-syntax installed, importing jsonschema compiles some forty grammars for its
+    ``iri`` format checkers (about 1.2 s of CPU, several seconds of every ``oscar-elyra run``
+    on a busy machine). No schema here checks formats, so a process that has imported
+    neither gets jsonschema as installed without that package: the same validation, only the
+    ``iri`` and ``iri-reference`` format checkers are not registered in it. A process that
+    imported either one first (a Jupyter server) keeps its jsonschema as it is.
+    """
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        return
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment] # "not installed"
+    try:
+        import jsonschema  # noqa: F401 - optional heavy dependency, imported once
+    finally:
+        del sys.modules["rfc3987_syntax"]
 
 
 def _where(path: Any) -> str:
