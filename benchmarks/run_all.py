@@ -34,7 +34,7 @@ RESULTS = HERE / "RESULTS.md"
 #: 2 cores
 BENCHES: dict[str, tuple[str, list[str], str]] = {
     "client": ("bench_client.py", ["--rounds", "100"], "sync overhead"),
-    "deepaas": ("bench_deepaas.py", ["--n", "6"], "sync overhead (DEEPaaS)"),
+    "deepaas": ("bench_deepaas.py", ["--n", "10"], "sync overhead (DEEPaaS)"),
     "invoke-p2": ("bench_invoke.py", ["--only", "p2", "--size-mb", "256"], "memory"),
     "invoke-p3-n200": (
         "bench_invoke.py",
