@@ -15,7 +15,8 @@ class S3Proxy(ThreadingHTTPServer):
     ``n``-th ``method`` request of object ``key`` (``hits[method, key]`` counts them):
     ``("cut", nbytes)``: send the upstream headers, then only ``nbytes`` of the body and close;
     ``("short", nbytes)``: a consistent 206 answer of only the first ``nbytes`` asked for;
-    ``("deny",)``: 403 AccessDenied; ``("after", fn)``: forward, then call ``fn()``."""
+    ``("deny",)``: 403 AccessDenied; ``("after", fn)``: read the upstream answer, call ``fn()``,
+    then send that answer (the client sees nothing of it before ``fn()`` has run)."""
 
     daemon_threads = True
 
@@ -81,8 +82,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if action is None:
             self._send(resp.status, headers, data, len(data))
         elif action[0] == "after":
-            self._send(resp.status, headers, data, len(data))
             action[1]()
+            self._send(resp.status, headers, data, len(data))
         elif action[0] == "cut":
             self._send(resp.status, headers, data[: action[1]], len(data))
             self.close_connection = True
