@@ -176,7 +176,10 @@ def test_slug(label, op, nid, expected):
 
 
 def _graph(edges: dict[str, list[str]]) -> Pipeline:
-    nodes = {n: Node(id=n, label=n.upper(), op="execute-python-node", parents=p) for n, p in edges.items()}
+    nodes = {
+        n: Node(id=n, label=n.upper(), op="execute-python-node", parents=p)
+        for n, p in edges.items()
+    }
     return Pipeline(path=SRC, name="p", nodes=nodes)
 
 
@@ -617,8 +620,12 @@ def test_super_nodes_nested_too_deep():
     # 20 levels are fine
     doc = _doc(a, {"id": "s0", "type": "super_node", "subflow_ref": {"pipeline_id_ref": "p1"}})
     for i in range(1, 21):
-        nxt = [{"id": f"s{i}", "type": "super_node", "subflow_ref": {"pipeline_id_ref": f"p{i + 1}"}}]
-        doc["pipelines"].append({"id": f"p{i}", "nodes": nxt if i < 20 else [node("z", "z.py", node_id="z")]})
+        nxt = [
+            {"id": f"s{i}", "type": "super_node", "subflow_ref": {"pipeline_id_ref": f"p{i + 1}"}}
+        ]
+        doc["pipelines"].append(
+            {"id": f"p{i}", "nodes": nxt if i < 20 else [node("z", "z.py", node_id="z")]}
+        )
     assert "z" in parse_pipeline(doc, SRC).nodes
 
 
@@ -653,6 +660,7 @@ def test_load_pipeline_resolves_the_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert load_pipeline("~/sub/x.pipeline").path == tmp_path / "sub" / "x.pipeline"
     text = json.loads((tmp_path / "sub" / "x.pipeline").read_text())
-    assert load_pipeline(tmp_path / "sub" / "x.pipeline").nodes.keys() == parse_pipeline(
-        text, SRC
-    ).nodes.keys()
+    assert (
+        load_pipeline(tmp_path / "sub" / "x.pipeline").nodes.keys()
+        == parse_pipeline(text, SRC).nodes.keys()
+    )
