@@ -165,6 +165,7 @@ def test_node_files_and_display():
         ("", "", "id", "node-id"),
         ("...", "x", "id", "node-id"),
         ("._a b_.", "x", "id", "a_b-id"),
+        ("XmasX", "x", "id", "XmasX-id"),
         ("x" * 50, "x", "0123456789", "x" * 40 + "-01234567"),
     ],
 )
@@ -381,7 +382,7 @@ def test_links_and_ports():
                 {"id": "1", "node_id_ref": "a1", "port_id_ref": "outPort"},
                 {"id": "2", "node_id_ref": "a1"},  # no port: the node itself
                 {"id": "3", "node_id_ref": "zz", "port_id_ref": "b2_outPort"},
-                {"id": "4", "node_id_ref": "b2", "port_id_ref": "other"},
+                {"id": "4", "node_id_ref": "b2", "port_id_ref": "a-long-port-name"},
             ],
         },
         {"id": "second"},
@@ -565,6 +566,7 @@ def test_runtime_from_properties_or_app_data():
     assert parse_pipeline(doc, SRC).runtime == "Kubeflow Pipelines"
     _app(doc).pop("runtime")
     assert parse_pipeline(doc, SRC).runtime == ""
+    assert parse_pipeline(doc, SRC).runtime_type == ""
     _app(doc).pop("properties")
     pl = parse_pipeline(doc, SRC)
     assert (pl.runtime, pl.description, pl.parameters) == ("", "", {})
@@ -617,16 +619,23 @@ def test_super_nodes_nested_too_deep():
     assert _err(parse_pipeline, doc, SRC) == (
         "p.pipeline: super node 'loop' refers to a missing pipeline 'sub'"
     )
-    # 20 levels are fine
+    # super nodes nested 21 deep are flattened; one more level is refused
+    assert "z" in parse_pipeline(_nested(a, 21), SRC).nodes
+    assert _err(parse_pipeline, _nested(a, 22), SRC) == (
+        "p.pipeline: super node 's21' refers to a missing pipeline 'p22'"
+    )
+
+
+def _nested(a: dict, levels: int) -> dict:
+    """``levels`` super nodes, each inside the previous one's pipeline; node z at the bottom."""
     doc = _doc(a, {"id": "s0", "type": "super_node", "subflow_ref": {"pipeline_id_ref": "p1"}})
-    for i in range(1, 21):
-        nxt = [
-            {"id": f"s{i}", "type": "super_node", "subflow_ref": {"pipeline_id_ref": f"p{i + 1}"}}
-        ]
-        doc["pipelines"].append(
-            {"id": f"p{i}", "nodes": nxt if i < 20 else [node("z", "z.py", node_id="z")]}
-        )
-    assert "z" in parse_pipeline(doc, SRC).nodes
+    for i in range(1, levels + 1):
+        ref = {"pipeline_id_ref": f"p{i + 1}"}
+        nodes = [{"id": f"s{i}", "type": "super_node", "subflow_ref": ref}]
+        if i == levels:
+            nodes = [node("z", "z.py", node_id="z")]
+        doc["pipelines"].append({"id": f"p{i}", "nodes": nodes})
+    return doc
 
 
 # ------------------------------------------------------------------ files
