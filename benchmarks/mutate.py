@@ -64,7 +64,7 @@ SITECUSTOMIZE = '''\
 cluster, the CLI, pipeline nodes), which find it through PYTHONPATH=mutants."""
 import os
 
-if os.environ.get("MUTANT_UNDER_TEST") and os.environ.get("MUTMUT_PROJECT_DIR"):
+if "MUTANT_UNDER_TEST" in os.environ and os.environ.get("MUTMUT_PROJECT_DIR"):
     # mutated modules import mutmut, whose configuration is read from the current folder:
     # read it from the project's, whatever folder this child runs in
     import mutmut.configuration as _conf

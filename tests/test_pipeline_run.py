@@ -14,7 +14,7 @@ import psutil
 from click.testing import CliRunner
 
 from oscar_elyra.cli import main
-from oscar_elyra.pipeline import read_run, run_pipeline
+from oscar_elyra.pipeline import load_pipeline, read_run, run_pipeline
 from oscar_elyra.pipeline.builder import node, pipeline, write_notebook, write_pipeline
 
 # a script that records what it saw: its label (argv-free: from its file name), env and cwd
@@ -385,3 +385,103 @@ def test_a_component_that_writes_no_output(tmp_path, monkeypatch):
     assert status["after"][0] == "not_run"
     assert "did not write its output 'result'" in res.output
     assert not (tmp_path / "after.out").exists()
+
+
+def test_run_record_events_and_refusals(tmp_path, monkeypatch):
+    """What a user reads in run.json and gets from on_event for a two-node run, and the one-line
+    refusals of run_pipeline/read_run (nothing run)."""
+    from oscar_elyra import __version__
+    from oscar_elyra.errors import ValidationError
+    from oscar_elyra.pipeline.runner import RunResult, select_nodes
+
+    monkeypatch.chdir(tmp_path)
+    _scripts(tmp_path, "a", "b")
+    (tmp_path / "a.py").write_text(SCRIPT + "print('log line of a')\n")
+    a = node("a", "a.py", node_id="aaaa-1", outputs=["a.out"])
+    b = node("b", "b.py", node_id="bbbb-2", parents=[a])
+    path = write_pipeline(tmp_path / "two.pipeline", pipeline([a, b]))
+    events = []
+    result = run_pipeline(
+        path,
+        workers=1,
+        on_event=lambda kind, n, rec: events.append((kind, n.get("label"), n.get("status"))),
+    )
+    assert events == [
+        ("start", None, None),
+        ("running", "a", "running"),
+        ("succeeded", "a", "succeeded"),
+        ("running", "b", "running"),
+        ("succeeded", "b", "succeeded"),
+    ]
+    rec = result.record
+    run_dir = Path(rec["run_dir"])
+    assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("two-")
+    assert result.run_dir == run_dir and result.ok
+    assert rec["status"] == "succeeded" and rec["ended"] is not None
+    assert (rec["name"], rec["workers"], rec["attempts"], rec["parameters"]) == ("two", 1, 1, {})
+    assert rec["oscar_elyra"] == __version__ and rec["pipeline"] == str(path)
+    assert rec["selected"] == ["aaaa-1", "bbbb-2"]
+    na, nb = rec["nodes"]
+    assert {k: na[k] for k in ("id", "label", "op", "kind", "file", "parents", "attempt")} == {
+        "id": "aaaa-1",
+        "label": "a",
+        "op": "execute-python-node",
+        "kind": "python",
+        "file": "a.py",
+        "parents": [],
+        "attempt": 1,
+    }
+    assert (na["log"], na["notebook"], na["error"]) == ("nodes/a-aaaa-1/log.txt", None, None)
+    assert [x["name"] for x in na["artifacts"]] == ["a.out"]
+    assert nb["parents"] == ["aaaa-1"] and nb["log"] == "nodes/b-bbbb-2/log.txt"
+    assert "log line of a" in (run_dir / na["log"]).read_text()
+    assert na["seconds"] >= 0 and na["start"] <= na["end"] <= nb["start"] <= nb["end"]
+    assert result.nodes["bbbb-2"] is nb and result.by_label("b") is nb
+    assert read_run(run_dir) == json.loads(json.dumps(rec))
+    # a second default run dir of the same second gets a suffix, never the same folder
+    again = run_pipeline(path, workers=1, only=["b"])
+    assert again.run_dir != run_dir and again.record["selected"] == ["bbbb-2"]
+    assert [n["status"] for n in again.record["nodes"]] == ["skipped", "succeeded"]
+    assert not RunResult(run_dir, {"status": "failed"}).ok
+
+    pl = load_pipeline(path)
+    assert select_nodes(pl) is None
+    assert select_nodes(pl, only=["a"]) == {"aaaa-1"}
+    assert select_nodes(pl, from_=["a"]) == {"aaaa-1", "bbbb-2"}
+    assert select_nodes(pl, only=["b"], from_=["b"]) == {"bbbb-2"}
+
+    def refused(**kw) -> str:
+        try:
+            run_pipeline(path, **kw)
+        except ValidationError as exc:
+            return str(exc)
+        raise AssertionError(f"run_pipeline({kw}) was not refused")
+
+    assert refused(workers=0) == "--workers must be at least 1"
+    assert refused(run_dir=run_dir) == (
+        f"{run_dir} already holds a run: use --resume {run_dir} or another --run-dir"
+    )
+    other = write_pipeline(tmp_path / "other.pipeline", pipeline([node("a", "a.py")]))
+    try:
+        run_pipeline(other, resume=run_dir)
+        raise AssertionError("resume of another pipeline's run")
+    except ValidationError as exc:
+        assert str(exc) == f"{run_dir} is a run of pipeline 'two', not 'other'"
+    assert refused(resume=tmp_path) == f"{tmp_path} is not a run directory (no run.json in it)"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text(json.dumps({"name": "two", "nodes": []}))
+    assert refused(resume=bad) == (
+        f"{bad / 'run.json'} is not a run record (the record: 'run_name' is a required "
+        "property): is it damaged?"
+    )
+    (bad / "run.json").write_text(
+        json.dumps({"name": "two", "run_name": "r", "nodes": [{"id": "a", "status": "weird"}]})
+    )
+    assert refused(resume=bad) == (
+        f"{bad / 'run.json'} is not a run record (nodes/0/status: 'weird' is not one of "
+        "['pending', 'running', 'succeeded', 'failed', 'not_run', 'skipped']): is it damaged?"
+    )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        [run_dir.name, again.run_dir.name]
+    )
