@@ -125,16 +125,15 @@ SCHEMA: dict[str, Any] = {
 
 def schema_error(schema: dict, doc: Any) -> Any:
     """The most relevant error of ``doc`` against the JSON ``schema`` (None when it is valid)."""
-    _import_jsonschema()
-    # imported here: with rfc3987-syntax installed (Jupyter pulls it in), importing jsonschema
-    # costs about 1 s of CPU, which every CLI call and node would pay without validating
+    import_jsonschema()
+    # imported here, not at the top: see import_jsonschema
     from jsonschema import Draft7Validator
     from jsonschema.exceptions import best_match
 
     return best_match(Draft7Validator(schema).iter_errors(doc))
 
 
-def _import_jsonschema() -> None:
+def import_jsonschema() -> None:
     """Import jsonschema, the first time without its optional rfc3987-syntax.
 
     With rfc3987-syntax installed, importing jsonschema compiles some forty grammars for its

@@ -21,6 +21,7 @@ from oscar_elyra._paths import env_problem
 from oscar_elyra.errors import OscarError, ValidationError
 from oscar_elyra.pipeline.kfp_spec import input_setting, load_component, upstream_ref
 from oscar_elyra.pipeline.model import Pipeline, coerce_parameter
+from oscar_elyra.pipeline.schema import import_jsonschema
 from oscar_elyra.session import connect
 
 #: component inputs that name an OSCAR service
@@ -179,7 +180,8 @@ _SUFFIXES = {"notebook": (".ipynb",), "python": (".py",), "r": (".r", ".R")}
 
 def _file_problem(path: Path, kind: str) -> str | None:
     """Why the runner could not run ``path`` as a ``kind`` node (None when it can)."""
-    # imported here: nbformat imports jsonschema, about 1 s of CPU with rfc3987-syntax installed
+    import_jsonschema()  # nbformat imports it: without rfc3987-syntax, as for the schema checks
+    # imported here: nbformat imports jsonschema, which every CLI call would pay without validating
     import nbformat
 
     if path.suffix not in _SUFFIXES.get(kind, (path.suffix,)):
