@@ -6,6 +6,7 @@ can see of the process it runs in, and the test compares the reports.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ seen = {
     "helper": __import__("helper").VALUE,
     "random": random.random(),
     "parent_pid": os.environ.get("JPY_PARENT_PID"),
+    "connection": json.load(open(__import__("ipykernel").get_connection_file())),
 }
 open(os.environ["REPORT_TO"], "w").write(json.dumps(seen))
 """
@@ -94,6 +96,12 @@ def test_each_node_gets_its_own_forked_kernel(tmp_path):
     assert len({s["random"] for s in seen.values()}) == 3  # random reseeded in each fork
     for pid in pids | parents:  # every kernel and the zygote stopped with the run
         assert _gone(pid), pid
+    for s in seen.values():
+        # Unix sockets named after the kernel (no TCP port another process could take
+        # between jupyter_client picking it and the kernel binding it), removed after
+        conn = s["connection"]
+        assert conn["transport"] == "ipc" and os.path.isabs(conn["ip"]), conn
+        assert not glob.glob(glob.escape(conn["ip"]) + "-*")
 
 
 def test_other_interpreter_settings_get_a_new_interpreter(tmp_path):
@@ -106,3 +114,4 @@ def test_other_interpreter_settings_get_a_new_interpreter(tmp_path):
     assert seen["b"]["ppid"] == os.getpid()
     assert seen["a"]["ppid"] == seen["c"]["ppid"] != os.getpid()
     assert seen["b"]["mine"] == "b" and not seen["b"]["leak_env"]
+    assert seen["b"]["connection"]["transport"] == "ipc"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from oscar_elyra.errors import NodeFailure, OscarError
+from oscar_elyra.pipeline.kernels import kernel_manager
 
 ENGINE_NAME = "oscar-elyra"
 _engine_lock = threading.Lock()
@@ -140,7 +141,8 @@ def _register_engine(papermill) -> None:
                 if kwargs.get("kernel_stderr") is not None:
                     kernel_kwargs["stdout"] = kwargs["kernel_stderr"]
                     kernel_kwargs["stderr"] = kwargs["kernel_stderr"]
-                return PapermillNotebookClient(nb_man, **final).execute(**kernel_kwargs)
+                km = kernel_manager(kernel_name)
+                return PapermillNotebookClient(nb_man, km=km, **final).execute(**kernel_kwargs)
 
         papermill_engines.register(ENGINE_NAME, OscarElyraEngine)
         _engine_ready = True

@@ -54,13 +54,16 @@ from typing import Any
 
 from oscar_elyra.errors import OscarError
 
-__all__ = ["Kernel", "KernelPool", "KernelZygote"]
+__all__ = ["Kernel", "KernelPool", "KernelZygote", "kernel_manager"]
 
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 #: seconds the zygote may take to import ipykernel before kernels start the usual way
 ZYGOTE_START_TIMEOUT = 120.0
 #: seconds a kernel may take to answer once started (papermill's default start timeout)
 START_TIMEOUT = 60.0
+#: longest path of a Unix socket (108 bytes on Linux, with the terminating NUL and the
+#: ``-<n>`` suffix jupyter_client appends)
+_IPC_PATH_MAX = 100
 
 
 def _python_env(env: dict[str, str]) -> dict[str, str]:
@@ -355,6 +358,28 @@ class Kernel:
         return bool(self.manager.is_alive())
 
 
+def kernel_manager(kernel_name: str) -> Any:
+    """A ``KernelManager`` whose kernel listens on Unix sockets (on POSIX, when they fit).
+
+    Over TCP, jupyter_client picks five free ports, closes them and lets the kernel bind
+    them: another process (a parallel node, another run, any client connection) can take
+    one in between, and the kernel dies with "Address already in use". Unix sockets in the
+    user's private runtime directory, named after the kernel's id, cannot be taken.
+    """
+    from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    km = KernelManager(kernel_name=kernel_name)
+    km.kernel_id = str(uuid.uuid4())
+    if os.name == "posix":
+        ip = os.path.join(jupyter_runtime_dir(), f"kernel-{km.kernel_id}-ipc")
+        if len(os.fsencode(ip)) <= _IPC_PATH_MAX:
+            os.makedirs(os.path.dirname(ip), mode=0o700, exist_ok=True)
+            km.transport = "ipc"
+            km.ip = ip
+    return km
+
+
 def start_kernel(
     kernel_name: str,
     env: dict[str, str],
@@ -368,11 +393,8 @@ def start_kernel(
     The client's ZeroMQ sockets wait in a private event loop, closed before returning: the
     node's thread then uses them in its own loop (pyzmq re-registers them there).
     """
-    from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
-
-    km = KernelManager(kernel_name=kernel_name)
+    km = kernel_manager(kernel_name)
     km.client_factory = _client()  # an AsyncKernelClient, what nbclient drives
-    km.kernel_id = str(uuid.uuid4())
     prov = _provisioner()(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     prov.zygote = zygote
     km.provisioner = prov
