@@ -1,4 +1,9 @@
-"""Object storage on minio-py: streaming, parallel, checksummed transfers.
+"""Object storage: streaming, parallel, checksummed transfers.
+
+Object contents (put, get, head) go through obstore (the Rust ``object_store`` crate):
+its requests run outside the GIL, so many small objects move in parallel at the speed
+of a native client. Buckets and key listings (raw key prefixes, delimiters) and deletes
+go through minio-py, which obstore does not offer.
 
 URIs: ``s3://bucket/key``, OSCAR-style ``minio.default:bucket/key`` or
 ``minio:bucket/key``, and plain ``bucket/key``.
@@ -22,16 +27,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import quote
 
 import certifi
+import obstore
 import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
+from obstore import exceptions as obx
+from obstore.store import S3Store
 
 from oscar_elyra._paths import bucket_problem, safe_join, safe_join_fast, sha256_file, temp_near
 from oscar_elyra.errors import (
@@ -50,6 +58,23 @@ MiB = 1024 * 1024
 #: metadata key holding the hex sha256 of the content
 SHA256_META = "sha256"
 _CHUNK = 1 * MiB
+#: the chunks of a download stream: obstore joins the network's pieces up to this size
+_STREAM_CHUNK = 256 * 1024
+_META_PREFIX = "x-amz-meta-"
+#: S3 error codes of a refusal for the credentials
+_AUTH_CODES = (
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+)
+_CODE_RE = re.compile(r"<Code>([^<]*)</Code>")
+_MESSAGE_RE = re.compile(r"<Message>([^<]*)</Message>")
+#: a TLS certificate refused by obstore's client (rustls: ``InvalidCertificate(UnknownIssuer)``)
+_TLS_RE = re.compile(r"InvalidCertificate\(\s*(\w*)")
+#: obstore's error for a 206 answer covering less than the range asked
+_SHORT_RANGE_RE = re.compile(r"Requested \d+\.\.\d+, got \d+\.\.\d+")
 _URI_RE = re.compile(r"^(?:minio|s3)(?:\.[A-Za-z0-9_.-]+)?:(?!//)(.*)$")
 
 
@@ -184,50 +209,28 @@ def _meta_get(headers: Any, name: str) -> str | None:
     wanted = name.lower()
     for k, v in headers.items():
         lk = k.lower()
-        if lk == wanted or lk == "x-amz-meta-" + wanted:
+        if lk == wanted or lk == _META_PREFIX + wanted:
             return v
     return None
 
 
-def _total_size(headers: Any) -> int:
-    """Object size from a (ranged) GET response: Content-Range's total, else Content-Length."""
-    cr = headers.get("Content-Range") or ""
-    if "/" in cr and cr.rsplit("/", 1)[1].strip().isdigit():
-        return int(cr.rsplit("/", 1)[1])
-    return int(headers.get("Content-Length") or 0)
+def _attributes(content_type: str, metadata: dict[str, str]) -> dict[str, str]:
+    """obstore attributes of an upload: its content type and user metadata (``x-amz-meta-*``)."""
+    attrs = {"Content-Type": content_type}
+    for k, v in metadata.items():
+        name = k[len(_META_PREFIX) :] if k.lower().startswith(_META_PREFIX) else k
+        attrs[name] = str(v)
+    return attrs
 
 
-def _release(resp: Any, complete: bool) -> None:
-    """Return a response's connection to the pool; drop it when the body was not read."""
-    if not complete:
-        resp.close()
-    resp.release_conn()
+def _etag(meta: Any) -> str | None:
+    """An ETag without its quotes (from obstore's object meta or put result)."""
+    return (meta.get("e_tag") or "").strip('"') or None
 
 
-def _chunks(resp: Any) -> Iterator[memoryview | bytes]:
-    """The body of a urllib3 response in chunks of up to 1 MiB.
-
-    Reads straight into a reused buffer through the underlying ``http.client`` response
-    when the body is not content-encoded (no copy per chunk); else ``resp.stream``.
-    The yielded memoryview is only valid until the next chunk.
-    """
-    raw = getattr(resp, "_fp", None)
-    if raw is None or not hasattr(raw, "readinto") or resp.headers.get("Content-Encoding"):
-        yield from resp.stream(_CHUNK)
-        return
-    expected = resp.headers.get("Content-Length")
-    size = int(expected) if expected is not None and expected.isdigit() else _CHUNK
-    buf = bytearray(max(1, min(_CHUNK, size)))  # small objects: no 1 MiB buffer each
-    view = memoryview(buf)
-    got = 0
-    while True:
-        k = raw.readinto(buf)
-        if not k:
-            break
-        got += k
-        yield view[:k]
-    if expected is not None and expected.isdigit() and got != int(expected):
-        raise IntegrityError(f"connection closed after {got} of {expected} bytes; retry")
+def _pinned(options: dict[str, Any], etag: str | None) -> dict[str, Any]:
+    """GET ``options`` that fail (412) if the object is no longer the version ``etag``."""
+    return {**options, "if_match": f'"{etag}"'} if etag else options
 
 
 # --------------------------------------------------------------------------- the store
@@ -287,8 +290,10 @@ class ObjectStore:
         self._access_key = access_key
         self._secret_key = secret_key
         self._session_token = session_token
-        self._local = threading.local()
         self._mc = self._make_client()
+        self._ob = self._obstore_options()
+        self._stores: dict[str, S3Store] = {}
+        self._stores_lock = threading.Lock()
 
     # ---------------------------------------------------------------- construction
 
@@ -322,6 +327,66 @@ class ObjectStore:
             http_client=http,
         )
 
+    def _obstore_options(self) -> dict[str, Any]:
+        """What every bucket's ``S3Store`` is made with: TLS as minio's, no AWS_* from the env.
+
+        The credentials come from a callback, not the store's config (which the store would
+        show), so none is read from ``AWS_*`` variables either.
+        """
+        client: dict[str, Any] = {
+            "allow_http": not self.secure,
+            "connect_timeout": timedelta(seconds=10),
+            "read_timeout": timedelta(seconds=300),  # a stalled connection
+            "timeout": timedelta(days=1),  # a whole transfer: obstore's 30 s default is too short
+        }
+        if self.secure and self.verify is False:
+            client["allow_invalid_certificates"] = True
+        elif self.secure:
+            ca = self.verify if isinstance(self.verify, str) else os.environ.get("SSL_CERT_FILE")
+            if ca:
+                try:
+                    client["root_certificate"] = Path(ca).read_bytes()
+                except OSError as exc:
+                    raise ValidationError(
+                        f"cannot read the CA bundle {ca!r}: {exc.strerror}"
+                    ) from None
+        config: dict[str, Any] = {  # each also overrides its AWS_* variable
+            "endpoint": self.endpoint,
+            "region": self.region or "us-east-1",
+            "virtual_hosted_style_request": False,
+            "skip_signature": not self._access_key,
+            "unsigned_payload": False,
+            "request_payer": False,
+        }
+        options: dict[str, Any] = {
+            "config": config,
+            "client_options": client,
+            "retry_config": {
+                "max_retries": 5,
+                "backoff": {"init_backoff": timedelta(seconds=0.2)},
+                "retry_timeout": timedelta(minutes=3),
+            },
+        }
+        if self._access_key:
+            creds = {
+                "access_key_id": self._access_key,
+                "secret_access_key": self._secret_key or "",
+                "token": self._session_token,
+                "expires_at": None,
+            }
+            options["credential_provider"] = lambda: creds
+        return options
+
+    def _store(self, bucket: str) -> S3Store:
+        """The obstore client of ``bucket`` (made once, shared by threads)."""
+        store = self._stores.get(bucket)
+        if store is None:
+            with self._stores_lock:
+                store = self._stores.get(bucket)
+                if store is None:
+                    store = self._stores[bucket] = S3Store(bucket, **self._ob)
+        return store
+
     def __repr__(self) -> str:
         return f"ObjectStore(endpoint={self.endpoint!r})"
 
@@ -339,13 +404,7 @@ class ObjectStore:
                 return NotFoundError(f"bucket {bucket!r} does not exist at {self.endpoint}")
             if code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchUpload"):
                 return NotFoundError(f"object {where} not found at {self.endpoint}")
-            if code in (
-                "AccessDenied",
-                "InvalidAccessKeyId",
-                "SignatureDoesNotMatch",
-                "InvalidToken",
-                "ExpiredToken",
-            ):
+            if code in _AUTH_CODES:
                 return AuthError(
                     f"S3 at {self.endpoint} refused {action} {where}: {code}"
                     " (check the access/secret key)"
@@ -355,15 +414,63 @@ class ObjectStore:
             return StorageError(
                 redact(f"{action} {where} failed at {self.endpoint}: {code} {exc.message}")
             )
+        if isinstance(exc, (obx.BaseError, FileNotFoundError)):  # obstore's 404 is the latter
+            return self._obstore_error(exc, bucket, key, action)
         if isinstance(exc, (NotFoundError, StorageError, AuthError, ValidationError)):
             return exc  # type: ignore[return-value]
         if isinstance(exc, ValueError):
+            if "Could not parse path" in str(exc):
+                return ValidationError(
+                    f"{action} {where}: this client cannot address the key {key!r} (it has an"
+                    " empty segment '//', a '.' or '..' segment, or a control character)"
+                )
             return ValidationError(redact(f"{action} {where}: {exc}"))
         text = redact(f"{type(exc).__name__}: {exc}")
         if len(text) > 300:
             text = text[:300] + "..."
         return StorageError(
             f"{action} {where} failed: cannot talk to S3 at {self.endpoint} ({text})"
+        )
+
+    def _obstore_error(self, exc: Exception, bucket: str, key: str, action: str) -> Exception:
+        """An obstore error as the documented exceptions (S3's code read from its text)."""
+        text = str(exc)
+        code = (m.group(1) if (m := _CODE_RE.search(text)) else "").strip()
+        where = format_uri(bucket, key)
+        if code == "NoSuchBucket":
+            return NotFoundError(f"bucket {bucket!r} does not exist at {self.endpoint}")
+        if isinstance(exc, FileNotFoundError) or code in ("NoSuchKey", "NoSuchUpload"):
+            return NotFoundError(f"object {where} not found at {self.endpoint}")
+        if isinstance(exc, obx.PreconditionError) or code == "PreconditionFailed":
+            return StorageError(f"object {where} changed while it was being read; retry")
+        if _SHORT_RANGE_RE.search(text):
+            return IntegrityError(f"{where}: the server sent a shorter range than asked; retry")
+        if "body error" in text:  # after obstore's own retries of the rest of the body
+            return IntegrityError(f"{where}: the connection closed mid-body; retry")
+        if code in _AUTH_CODES or isinstance(
+            exc, (obx.PermissionDeniedError, obx.UnauthenticatedError)
+        ):
+            return AuthError(
+                f"S3 at {self.endpoint} refused {action} {where}: {code or 'access denied'}"
+                " (check the access/secret key)"
+            )
+        if m := _TLS_RE.search(text):
+            return StorageError(
+                f"{action} {where} failed: TLS error at {self.endpoint}: certificate"
+                f" {m.group(1) or 'refused'}; fix the certificate or give the CA bundle that"
+                " issued it (verify=PATH), or set OSCAR_SSL_VERIFY=false only for a cluster"
+                " you trust"
+            )
+        if code:
+            message = (m.group(1) if (m := _MESSAGE_RE.search(text)) else "").strip()
+            return StorageError(
+                redact(f"{action} {where} failed at {self.endpoint}: {code} {message}".strip())
+            )
+        reason = redact(text.splitlines()[0] if text else type(exc).__name__)
+        if len(reason) > 300:
+            reason = reason[:300] + "..."
+        return StorageError(
+            f"{action} {where} failed: cannot talk to S3 at {self.endpoint} ({reason})"
         )
 
     def _call(self, action: str, bucket: str, key: str, fn: Callable[[], Any]) -> Any:
@@ -403,26 +510,27 @@ class ObjectStore:
         self,
         bucket: str,
         key: str,
-        reader: Any,
+        data: Any,
         length: int,
         content_type: str,
         metadata: dict[str, str],
         parallel: int | None = None,
     ) -> Any:
-        """One ``put_object`` (multipart in parallel above ``part_size``), errors mapped."""
+        """One upload of bytes or a stream (multipart, ``parallel`` parts at a time, above
+        ``part_size``; ``length`` -1: unknown), errors mapped."""
+        attrs = _attributes(content_type, metadata)
         return self._call(
             "upload to",
             bucket,
             key,
-            lambda: self._mc.put_object(
-                bucket,
+            lambda: obstore.put(
+                self._store(bucket),
                 key,
-                reader,
-                length,
-                content_type=content_type,
-                metadata=metadata,
-                part_size=self.part_size,
-                num_parallel_uploads=parallel or self.workers,
+                data,
+                attributes=attrs,
+                use_multipart=None if length < 0 else length > self.part_size,
+                chunk_size=self.part_size,
+                max_concurrency=parallel or self.workers,
             ),
         )
 
@@ -465,7 +573,7 @@ class ObjectStore:
                     raise IntegrityError(f"{str(p)!r} changed while it was being read; retry")
                 digest = hashlib.sha256(data).hexdigest()
                 meta[SHA256_META] = digest
-                result = self._put_object(bucket, key, io.BytesIO(data), size, ctype, meta)
+                result = self._put_object(bucket, key, data, size, ctype, meta)
                 bar.update(size)
             else:
                 digest = sha256_file(p)
@@ -486,7 +594,7 @@ class ObjectStore:
             key=key,
             size=size,
             sha256=digest,
-            etag=getattr(result, "etag", None),
+            etag=_etag(result),
             content_type=ctype,
         )
 
@@ -510,14 +618,14 @@ class ObjectStore:
         meta = dict(metadata or {})
         meta[SHA256_META] = digest
         ctype = content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
-        result = self._put_object(bucket, key, io.BytesIO(data), len(data), ctype, meta)
+        result = self._put_object(bucket, key, data, len(data), ctype, meta)
         return ObjectInfo(
             uri=format_uri(bucket, key),
             bucket=bucket,
             key=key,
             size=len(data),
             sha256=digest,
-            etag=getattr(result, "etag", None),
+            etag=_etag(result),
             content_type=ctype,
         )
 
@@ -583,7 +691,7 @@ class ObjectStore:
             key=key,
             size=reader.count,
             sha256=hasher.hexdigest(),
-            etag=getattr(result, "etag", None),
+            etag=_etag(result),
             content_type=ctype,
         )
 
@@ -594,16 +702,21 @@ class ObjectStore:
         bucket, key = parse_uri(uri)
         if not key:
             raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
-        o = self._call("stat", bucket, key, lambda: self._mc.stat_object(bucket, key))
+        head = self._call(
+            "stat",
+            bucket,
+            key,
+            lambda: obstore.get(self._store(bucket), key, options={"head": True}),
+        )
         return ObjectInfo(
             uri=format_uri(bucket, key),
             bucket=bucket,
             key=key,
-            size=o.size,
-            sha256=_meta_get(o.metadata, SHA256_META),
-            etag=o.etag,
-            content_type=o.content_type,
-            last_modified=o.last_modified,
+            size=head.meta["size"],
+            sha256=_meta_get(head.attributes, SHA256_META),
+            etag=_etag(head.meta),
+            content_type=head.attributes.get("Content-Type"),
+            last_modified=head.meta["last_modified"],
         )
 
     def exists(self, uri: str) -> bool:
@@ -647,8 +760,10 @@ class ObjectStore:
         bucket, key = parse_uri(uri)
         if not key:
             raise ValidationError(f"object URI {uri!r} needs a key after the bucket")
-        resp = self._call("download", bucket, key, lambda: self._mc.get_object(bucket, key))
-        return _Body(resp)
+        resp = self._call("download", bucket, key, lambda: obstore.get(self._store(bucket), key))
+        return _Body(
+            resp.stream(_STREAM_CHUNK), lambda exc: self._error(exc, bucket, key, "download")
+        )
 
     def sha256(self, uri: str) -> str:
         """Hex sha256 of an object's content, streamed (for objects stored without one)."""
@@ -732,68 +847,61 @@ class ObjectStore:
         size_hint: int | None = None,
     ) -> tuple[ObjectInfo, int, str]:
         uri = format_uri(bucket, key)
+        store = self._store(bucket)
+        # a known-small object is fetched whole (no Range), else its first part
+        first = 0 if size_hint is not None and size_hint <= self.part_size else self.part_size
         try:
-            # a known-small object is fetched whole (no Range), else its first part
-            first = 0 if size_hint is not None and size_hint <= self.part_size else self.part_size
-            resp = self._mc.get_object(bucket, key, offset=0, length=first)
-        except S3Error as exc:
-            if exc.code == "InvalidRange":  # a ranged GET of an empty object
+            resp = obstore.get(store, key, options={"range": (0, first)} if first else None)
+        except obx.BaseError as exc:
+            if "InvalidRange" in str(exc):  # a ranged GET of an empty object
                 info = self.stat(uri)
                 if info.size == 0:
                     return info, 0, hashlib.sha256(b"").hexdigest()
             raise self._error(exc, bucket, key, "download") from None
         except Exception as exc:  # noqa: BLE001
             raise self._error(exc, bucket, key, "download") from None
-        headers = resp.headers
-        total = _total_size(headers)
-        etag = (headers.get("ETag") or "").strip('"') or None
+        total = int(resp.meta["size"])
+        attrs = resp.attributes
         info = ObjectInfo(
             uri=uri,
             bucket=bucket,
             key=key,
             size=total,
-            sha256=_meta_get(headers, SHA256_META),
-            etag=etag,
-            content_type=headers.get("Content-Type"),
+            sha256=_meta_get(attrs, SHA256_META),
+            etag=_etag(resp.meta),
+            content_type=attrs.get("Content-Type"),
         )
         if own_bar:
             bar.set_total(total)
         h = hashlib.sha256()
-        pinned = {"If-Match": f'"{etag}"'} if etag else None
         n = self._pump(resp, fh, h, bar, info)
-        rest = (total or 0) - n
+        rest = total - n
         if rest > 0 and parallel > 1 and rest > self.part_size:
             piece = max(self.part_size, -(-rest // (parallel * 4)))
             ranges = [(off, min(piece, total - off)) for off in range(n, total, piece)]
             fh.truncate(total)
             fh.flush()
-            n += self._get_ranges(info, fh.fileno(), ranges, pinned, parallel, bar.update, h)
+            n += self._get_ranges(info, fh.fileno(), ranges, parallel, bar.update, h)
         elif rest > 0:
+            opts = _pinned({"range": {"offset": n}}, info.etag)
             resp = self._call(
-                "download",
-                bucket,
-                key,
-                lambda: self._mc.get_object(bucket, key, offset=n, request_headers=pinned),
+                "download", bucket, key, lambda: obstore.get(store, key, options=opts)
             )
             n += self._pump(resp, fh, h, bar, info)
         return info, n, h.hexdigest()
 
     def _pump(self, resp: Any, fh: IO[bytes], h: Any, bar: Any, info: ObjectInfo) -> int:
         n = 0
-        complete = False
         try:
-            for chunk in _chunks(resp):
+            for chunk in resp.stream(_STREAM_CHUNK):
                 fh.write(chunk)
                 h.update(chunk)
                 n += len(chunk)
                 bar.update(len(chunk))
-            complete = True
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
             raise self._error(exc, info.bucket, info.key, "download") from None
-        finally:
-            _release(resp, complete)
         return n
 
     def _get_ranges(
@@ -801,39 +909,35 @@ class ObjectStore:
         info: ObjectInfo,
         fd: int,
         ranges: list[tuple[int, int]],
-        headers: dict[str, str] | None,
         parallel: int,
         on_read: Callable[[int], None],
         hasher: Any,
     ) -> int:
-        """Fetch ``ranges`` in parallel into ``fd``; hash them in order as they complete."""
+        """Fetch ``ranges`` of the version ``info.etag`` in parallel into ``fd``; hash them
+        in order as they complete."""
         done = [threading.Event() for _ in ranges]
         failed = threading.Event()
+        store = self._store(info.bucket)
 
         def fetch(i: int, off: int, length: int) -> None:
             try:
+                opts = _pinned({"range": (off, off + length)}, info.etag)
                 resp = self._call(
                     "download",
                     info.bucket,
                     info.key,
-                    lambda: self._mc.get_object(
-                        info.bucket, info.key, offset=off, length=length, request_headers=headers
-                    ),
+                    lambda: obstore.get(store, info.key, options=opts),
                 )
                 pos = off
-                complete = False
                 try:
-                    for chunk in _chunks(resp):
+                    for chunk in resp.stream(_STREAM_CHUNK):
                         os.pwrite(fd, chunk, pos)
                         pos += len(chunk)
                         on_read(len(chunk))
-                    complete = True
                 except OSError:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     raise self._error(exc, info.bucket, info.key, "download") from None
-                finally:
-                    _release(resp, complete)
                 if pos - off != length:
                     raise IntegrityError(f"{info.uri}: short range read at {off}; retry")
             except BaseException:
@@ -958,33 +1062,48 @@ class ObjectStore:
 
 
 class _Body(io.RawIOBase):
-    """A streamed object body: file-like, releases the connection on close."""
+    """A streamed object body: file-like, its connection dropped on close.
 
-    def __init__(self, resp) -> None:
-        self._resp = resp
+    Holds at most one chunk of the stream; errors are mapped by ``error``.
+    """
+
+    def __init__(self, stream: Any, error: Callable[[Exception], Exception]) -> None:
+        self._stream = stream
+        self._error = error
+        self._buf = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        return self._resp.read(None if size is None or size < 0 else size)
+    def _next(self) -> bool:
+        """Refill the buffer from the stream; False at its end."""
+        try:
+            self._buf = memoryview(next(self._stream))
+        except StopIteration:
+            return False
+        except Exception as exc:  # noqa: BLE001 - connection dropped mid-body
+            raise self._error(exc) from None
+        return True
 
     def readinto(self, b) -> int:
-        data = self._resp.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        while not self._buf:
+            if not self._next():
+                return 0
+        k = min(len(b), len(self._buf))
+        b[:k] = self._buf[:k]
+        self._buf = self._buf[k:]
+        return k
 
     def iter_chunks(self, size: int = _CHUNK) -> Iterator[bytes]:
         """The body in chunks of at most ``size`` bytes."""
-        yield from self._resp.stream(size)
+        while chunk := self.read(size):
+            yield chunk
 
     def close(self) -> None:
         if not self.closed:
-            try:
-                self._resp.close()
-                self._resp.release_conn()
-            finally:
-                super().close()
+            self._stream = iter(())  # dropping the stream drops its connection
+            self._buf = memoryview(b"")
+            super().close()
 
 
 def _run_parallel(tasks: Iterable[tuple], workers: int) -> list[Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -194,3 +195,24 @@ def client(cluster):
     )
     with OscarClient(cfg) as c:
         yield c
+
+
+@pytest.fixture
+def self_signed(tmp_path) -> tuple[Path, Path, Path]:
+    """A key and certificate for 127.0.0.1 and the certificate of the private CA that
+    issued it (PEM files, made by openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed: apt-get install openssl")
+    key, cert, ca, ca_key = (tmp_path / n for n in ("key.pem", "cert.pem", "ca.pem", "ca.key"))
+    ext = tmp_path / "cert.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA"]
+        + ["-keyout", str(ca_key), "-out", str(ca)],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(tmp_path / "cert.csr")],
+        ["x509", "-req", "-in", str(tmp_path / "cert.csr"), "-CA", str(ca), "-CAkey", str(ca_key)]
+        + ["-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(cert)],
+    ):
+        subprocess.run(["openssl", *cmd], check=True, capture_output=True)
+    return key, cert, ca

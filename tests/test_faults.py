@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -386,37 +387,8 @@ def test_oidc_token_used_for_run_instead_of_service_token(server):
 
 
 @pytest.fixture
-def tls_server(tmp_path):
-    """The fault server behind TLS with a self-signed certificate for 127.0.0.1."""
-    import shutil
-    import ssl
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed: apt-get install openssl")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+def tls_server(self_signed):
+    key, cert, _ = self_signed
     srv = FaultServer()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)

@@ -366,8 +366,9 @@ def kernel_manager(kernel_name: str) -> Any:
     one in between, and the kernel dies with "Address already in use". Unix sockets in the
     user's private runtime directory, named after the kernel's id, cannot be taken.
     """
-    from jupyter_client.manager import KernelManager  # optional heavy dependency (elyra extra)
-    from jupyter_core.paths import jupyter_runtime_dir
+    # optional heavy dependency (elyra extra)
+    from jupyter_client.connect import jupyter_runtime_dir
+    from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name=kernel_name)
     km.kernel_id = str(uuid.uuid4())
