@@ -115,6 +115,30 @@ if sys.argv[1] == "stats":
 """
 
 
+#: ``mutmut run``, whose own test runs (the clean run, the forced failure) go to a subprocess:
+#: mutmut forks a child per mutant from this process, and a process that has used obstore
+#: (oscar_elyra.storage) cannot use it again in a forked child (its runtime's threads are gone)
+RUN = """\
+import os, subprocess, sys
+import mutmut.__main__ as mm
+parent = os.getpid()
+in_process = mm.PytestRunner.execute_pytest
+
+def execute_pytest(self, params, **kwargs):
+    if os.getpid() != parent or kwargs:  # a mutant's child, or a stats run (plugins)
+        return in_process(self, params, **kwargs)
+    full = ["--rootdir=.", "--tb=native", *params, *self._pytest_add_cli_args]
+    code = subprocess.run([sys.executable, "-m", "pytest", *full]).returncode
+    if code == 4:
+        raise mm.BadTestExecutionCommandsException(full)
+    return code
+
+mm.PytestRunner.execute_pytest = execute_pytest
+sys.argv = ["mutmut", *sys.argv[1:]]
+mm.cli()
+"""
+
+
 def prepare(what: str, timeout: float) -> dict[str, dict[str, int | None]]:
     """Create/refresh the mutants (and with ``what="stats"`` the stats) and return
     {module file: {mutant name: exit code or None}}."""
@@ -243,7 +267,9 @@ def run(names: list[str], max_children: int, deadline: float) -> None:
     log = MUTANTS / "mutmut-run.log"
     print(f"mutmut run: {len(names)} mutants, {max_children} children (log: {log})", flush=True)
     run_mutmut(
-        ["run", "--max-children", str(max_children), *names], deadline - time.monotonic(), log
+        [sys.executable, "-c", RUN, "run", "--max-children", str(max_children), *names],
+        deadline - time.monotonic(),
+        log,
     )
 
 

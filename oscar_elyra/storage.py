@@ -214,6 +214,29 @@ def _meta_get(headers: Any, name: str) -> str | None:
     return None
 
 
+#: pid of the process whose obstore runtime is in use (None: not yet used)
+_obstore_pid: int | None = None
+
+
+def _check_not_forked() -> None:
+    """Refuse, with a clear message, obstore in a child forked after the parent used it.
+
+    obstore's runtime runs threads that ``fork()`` does not copy: a request from such a
+    child would wait forever.
+    """
+    global _obstore_pid
+    pid = os.getpid()
+    if _obstore_pid is None:
+        _obstore_pid = pid
+    elif _obstore_pid != pid:
+        raise StorageError(
+            "this process was forked from one that had already used S3, which the S3 client"
+            " (obstore) does not survive: start worker processes with multiprocessing's"
+            " 'spawn' or 'forkserver' method (multiprocessing.get_context('spawn')), or fork"
+            " before the first transfer"
+        )
+
+
 def _attributes(content_type: str, metadata: dict[str, str]) -> dict[str, str]:
     """obstore attributes of an upload: its content type and user metadata (``x-amz-meta-*``)."""
     attrs = {"Content-Type": content_type}
@@ -379,6 +402,7 @@ class ObjectStore:
 
     def _store(self, bucket: str) -> S3Store:
         """The obstore client of ``bucket`` (made once, shared by threads)."""
+        _check_not_forked()
         store = self._stores.get(bucket)
         if store is None:
             with self._stores_lock:

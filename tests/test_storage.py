@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import re
+import signal
 import uuid
 from pathlib import Path
 
@@ -423,3 +424,28 @@ def test_aws_variables_of_the_environment_are_ignored(s3, prefix, monkeypatch):
     assert st.stat(f"{prefix}/env.txt").size == 3
     config = repr(st._store(prefix.split("/")[0]).config)
     assert s3.secret_key not in config and "bogus-token" not in config
+
+
+def test_forked_child_gets_a_clear_error_not_a_hang(store, prefix):
+    """A child forked after this process used S3 cannot use obstore (its runtime's threads
+    are not copied by fork): it gets an error naming the fix, within seconds, not a hang."""
+    store.put_bytes(b"before", f"{prefix}/fork.txt")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what happened through the pipe, then exit at once
+        os.close(read)
+        signal.alarm(20)  # a hang would end here, with no report
+        try:
+            store.get_bytes(f"{prefix}/fork.txt")
+            os.write(write, b"no error")
+        except StorageError as exc:
+            os.write(write, str(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        report = fh.read().decode()
+    os.waitpid(pid, 0)
+    assert "forked from one that had already used S3" in report, report
+    assert "multiprocessing.get_context('spawn')" in report
+    assert store.get_bytes(f"{prefix}/fork.txt") == b"before"  # the parent is unaffected
