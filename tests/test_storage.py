@@ -146,6 +146,9 @@ def test_put_stream(store, prefix):
     assert store.stat(info.uri).sha256 == sha(data)
     info = store.put_stream(io.BytesIO(data), f"{prefix}/s2", len(data), sha256=sha(data))
     assert store.get_bytes(info.uri) == data
+    # streamed straight through: the content type still comes from the key's extension
+    info = store.put_stream(io.BytesIO(b"{}"), f"{prefix}/s.json", 2, sha256=sha(b"{}"))
+    assert (info.content_type, store.stat(info.uri).content_type) == ("application/json",) * 2
     with pytest.raises(IntegrityError):
         store.put_stream(io.BytesIO(data), f"{prefix}/s3", len(data), sha256="0" * 64)
     assert not store.exists(f"{prefix}/s3")
