@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +127,16 @@ def test_failure_isolation_then_resume(tmp_path, monkeypatch):
     assert after == before  # succeeded nodes did not run again
     assert rec["run_name"] == first_run_name
     assert _seen(tmp_path, "bad_child")["env"]["ELYRA_RUN_NAME"] == first_run_name
+    assert rec["attempts"] == 2 and rec["started"] < rec["resumed"] <= rec["ended"]
+
+    # a second resume of the finished run: nothing runs again, the run counts a third attempt
+    first = rec
+    res = CliRunner().invoke(main, ["run", str(path), "--resume", str(run_dir), "-q"])
+    assert res.exit_code == 0, res.output
+    rec = read_run(run_dir)
+    assert rec["attempts"] == 3 and rec["status"] == "succeeded" and rec["selected"] == []
+    assert rec["started"] == first["started"] and rec["resumed"] > first["ended"]
+    assert rec["nodes"] == first["nodes"]
 
 
 def test_env_params_and_selection(tmp_path, monkeypatch):
@@ -348,6 +360,7 @@ def test_ctrl_c_stops_nodes_and_records_interruption(tmp_path):
             node_proc.kill()
     rec = read_run(run_dir)
     assert rec["status"] == "interrupted"
+    assert rec["started"] <= rec["nodes"][0]["start"] <= rec["nodes"][0]["end"] <= rec["ended"]
     status = {n["label"]: (n["status"], (n["error"] or {}).get("message")) for n in rec["nodes"]}
     assert status == {"hang": ("failed", "interrupted"), "after": ("not_run", "interrupted")}
     assert not (tmp_path / "after.out").exists()
@@ -400,12 +413,14 @@ def test_run_record_events_and_refusals(tmp_path, monkeypatch):
     a = node("a", "a.py", node_id="aaaa-1", outputs=["a.out"])
     b = node("b", "b.py", node_id="bbbb-2", parents=[a])
     path = write_pipeline(tmp_path / "two.pipeline", pipeline([a, b]))
-    events = []
-    result = run_pipeline(
-        path,
-        workers=1,
-        on_event=lambda kind, n, rec: events.append((kind, n.get("label"), n.get("status"))),
-    )
+    events, threads = [], set()
+
+    def on_event(kind, n, rec):
+        events.append((kind, n.get("label"), n.get("status")))
+        if kind == "succeeded":  # the worker thread that ran the node (as py-spy shows it)
+            threads.update(t.name for t in threading.enumerate())
+
+    result = run_pipeline(path, workers=1, on_event=on_event)
     assert events == [
         ("start", None, None),
         ("running", "a", "running"),
@@ -413,7 +428,12 @@ def test_run_record_events_and_refusals(tmp_path, monkeypatch):
         ("running", "b", "running"),
         ("succeeded", "b", "succeeded"),
     ]
+    assert "node_0" in threads
     rec = result.record
+    assert sorted(rec) == sorted(
+        ["pipeline", "name", "run_name", "run_dir", "status", "started", "ended", "workers"]
+        + ["parameters", "attempts", "oscar_elyra", "nodes", "selected"]
+    )
     run_dir = Path(rec["run_dir"])
     assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("two-")
     assert result.run_dir == run_dir and result.ok
@@ -435,7 +455,10 @@ def test_run_record_events_and_refusals(tmp_path, monkeypatch):
     assert [x["name"] for x in na["artifacts"]] == ["a.out"]
     assert nb["parents"] == ["aaaa-1"] and nb["log"] == "nodes/b-bbbb-2/log.txt"
     assert "log line of a" in (run_dir / na["log"]).read_text()
-    assert na["seconds"] >= 0 and na["start"] <= na["end"] <= nb["start"] <= nb["end"]
+    assert rec["started"] <= na["start"] <= na["end"] <= nb["start"] <= nb["end"] <= rec["ended"]
+    for n in (na, nb):  # the node's own time, within its recorded start and end
+        start, end = _interval(n)
+        assert 0 < n["seconds"] <= (end - start).total_seconds() + 0.001
     assert result.nodes["bbbb-2"] is nb and result.by_label("b") is nb
     assert read_run(run_dir) == json.loads(json.dumps(rec))
     # a second default run dir of the same second gets a suffix, never the same folder
@@ -485,3 +508,83 @@ def test_run_record_events_and_refusals(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
         [run_dir.name, again.run_dir.name]
     )
+
+
+def test_r_node_runs_rscript_in_its_folder(tmp_path, monkeypatch):
+    """An R node runs ``Rscript FILE`` in the script's folder, with the node environment (R is
+    not installed here: an ``Rscript`` on the PATH that records what it was given)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    rscript = bin_dir / "Rscript"
+    rscript.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, pathlib, sys\n"
+        "pathlib.Path('seen.json').write_text(json.dumps({'argv': sys.argv[1:], "
+        "'cwd': os.getcwd(), 'color': os.environ.get('COLOR')}))\n"
+        "print('R says hello')\n"
+    )
+    rscript.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "fit.r").write_text("cat('hello')\n")
+    path = write_pipeline(
+        tmp_path / "r.pipeline", pipeline([node("fit", "r/fit.r", env={"COLOR": "red"})])
+    )
+    result = run_pipeline(path, run_dir=tmp_path / "run")
+    assert result.ok and result.by_label("fit")["kind"] == "r"
+    seen = json.loads((tmp_path / "r" / "seen.json").read_text())
+    assert seen == {
+        "argv": [str(tmp_path / "r" / "fit.r")],
+        "cwd": str(tmp_path / "r"),
+        "color": "red",
+    }
+    assert "R says hello" in (tmp_path / "run" / result.by_label("fit")["log"]).read_text()
+
+
+MAKE_COMPONENT = """name: Make
+inputs: []
+outputs:
+- {name: result, type: String}
+implementation:
+  container:
+    image: python:3.11
+    command: [python3, -c, "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text('made')",
+              {outputPath: result}]
+"""
+
+USE_COMPONENT = """name: Use
+inputs:
+- {name: data, type: String}
+outputs:
+- {name: copy, type: String}
+implementation:
+  container:
+    image: python:3.11
+    command: [python3, -c, "import pathlib, sys; p = pathlib.Path(sys.argv[1]);
+              pathlib.Path(sys.argv[2]).write_text(f'{p}|{p.read_text()}')",
+              {inputPath: data}, {outputPath: copy}]
+"""
+
+
+def test_component_reads_its_parents_output(tmp_path, monkeypatch):
+    """A palette component's inputPath is the file its parent wrote in the run directory
+    (``nodes/<node>/outputs/<output>``), listed in the parent's artifacts."""
+    folder = tmp_path / "components"
+    folder.mkdir()
+    (folder / "make.yaml").write_text(MAKE_COMPONENT)
+    (folder / "use.yaml").write_text(USE_COMPONENT)
+    monkeypatch.setenv("OSCAR_ELYRA_COMPONENTS", str(folder))
+    make = node("Make", component="user/make.yaml", node_id="make-1")
+    use = node(
+        "Use", component="user/use.yaml", parents=[make], inputs={"data": ("from", make, "result")}
+    )
+    path = write_pipeline(tmp_path / "chain.pipeline", pipeline([make, use]))
+    run_dir = tmp_path / "run"
+    result = run_pipeline(path, run_dir=run_dir)
+    assert result.ok, result.record
+    made = run_dir / "nodes" / "Make-make-1" / "outputs" / "result"
+    assert result.by_label("Make")["artifacts"] == [
+        {"name": "result", "path": str(made), "size": len("made")}
+    ]
+    (copy,) = result.by_label("Use")["artifacts"]
+    assert Path(copy["path"]).read_text() == f"{made}|made"

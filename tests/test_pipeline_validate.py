@@ -57,6 +57,10 @@ def _bad_cases(tmp_path, doc):
     unknown["pipelines"][0]["nodes"][1]["op"] = "execute-fortran-node"
     cases.append(("unknown-op", json.dumps(unknown), "unknown op 'execute-fortran-node'"))
 
+    no_op = json.loads(json.dumps(doc))
+    del no_op["pipelines"][0]["nodes"][1]["op"]
+    cases.append(("no-op", json.dumps(no_op), "node 'b' has unknown op ''"))
+
     old = json.loads(json.dumps(doc))
     old["pipelines"][0]["app_data"]["version"] = 7
     cases.append(
