@@ -334,6 +334,9 @@ def main() -> int:
     patterns = [p for arg in args.patterns for p in arg.split()]
 
     os.chdir(ROOT)
+    # started as a background job (SIGINT ignored, and so in mutmut and the tests' children):
+    # Ctrl-C and the --timeout stop must still reach mutmut, and tests send SIGINT to children
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     start = time.monotonic()
     deadline = start + args.timeout
     if args.report:

@@ -328,7 +328,9 @@ def test_ctrl_c_stops_nodes_and_records_interruption(tmp_path):
         tmp_path / "int.pipeline", pipeline([hang, node("after", "after.py", parents=[hang])])
     )
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from oscar_elyra.cli import main; main()"]
+    # Ctrl-C as in a terminal, even when this test runs with SIGINT ignored (a background job)
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    cmd = [sys.executable, "-c", code + "from oscar_elyra.cli import main; main()"]
     proc = subprocess.Popen(
         [*cmd, "run", str(path), "--run-dir", str(run_dir)],
         cwd=tmp_path,
