@@ -357,7 +357,7 @@ def test_async_env_bucket_and_post_job(cluster, oscar_schema):
     svc = new_service(cluster, ENV_DUMP, environment={"variables": {"GREETING": "hi"}})
     name, token = svc["name"], token_of(cluster, svc["name"])
     store = s3(cluster)
-    store.put_object(name, "in/sub/a.txt", io.BytesIO(b"AAA"), 3)
+    written = store.put_object(name, "in/sub/a.txt", io.BytesIO(b"AAA"), 3)
     r = api(
         cluster,
         "POST",
@@ -389,6 +389,8 @@ def test_async_env_bucket_and_post_job(cluster, oscar_schema):
     event = json.loads(bucket_env["EVENT"])
     assert event["Records"][0]["s3"]["bucket"]["name"] == name
     assert event["Records"][0]["s3"]["object"]["key"] == "in/sub/a.txt"
+    assert event["Records"][0]["s3"]["object"]["size"] == 3
+    assert event["Records"][0]["s3"]["object"]["eTag"] == written.etag
     assert post_env["input"] == "BODY"
     assert os.path.basename(post_env["INPUT_FILE_PATH"]) == f"event-file-{post_env['JOB_UUID']}"
 

@@ -46,6 +46,8 @@ def test_existing_loose_data_dir_is_fixed_on_start(tmp_path):
         assert _loose(data) == []
         assert stat.S_IMODE(script.stat().st_mode) == 0o700  # the owner's x bit is kept
         assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+        # the event stream position (where a restart resumes) is where the docs say
+        assert (data / "watch" / "position.json").is_file()
         # what the cluster writes while it runs: service, job record and log, outputs
         cluster.deploy_examples()
         auth = (cluster.user, cluster.password)
