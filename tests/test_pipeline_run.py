@@ -129,15 +129,6 @@ def test_failure_isolation_then_resume(tmp_path, monkeypatch):
     assert _seen(tmp_path, "bad_child")["env"]["ELYRA_RUN_NAME"] == first_run_name
     assert rec["attempts"] == 2 and rec["started"] < rec["resumed"] <= rec["ended"]
 
-    # a second resume of the finished run: nothing runs again, the run counts a third attempt
-    first = rec
-    res = CliRunner().invoke(main, ["run", str(path), "--resume", str(run_dir), "-q"])
-    assert res.exit_code == 0, res.output
-    rec = read_run(run_dir)
-    assert rec["attempts"] == 3 and rec["status"] == "succeeded" and rec["selected"] == []
-    assert rec["started"] == first["started"] and rec["resumed"] > first["ended"]
-    assert rec["nodes"] == first["nodes"]
-
 
 def test_env_params_and_selection(tmp_path, monkeypatch):
     """Env precedence (process < parameters < pipeline defaults < node env), typed --param,
@@ -276,6 +267,31 @@ def test_failure_stops_every_descendant(tmp_path, monkeypatch):
     assert result.by_label("b")["error"]["message"] == "upstream node 'a' did not succeed"
     assert result.by_label("d")["error"]["message"] == "upstream node 'c' did not succeed"
     assert sorted(p.stem for p in tmp_path.glob("*.out")) == ["a"]
+
+
+def test_resume_counts_attempts_and_reruns_only_what_did_not_succeed(tmp_path, monkeypatch):
+    """One node fails, a resume runs it again (attempt 2 of the node, attempts 2 of the run), a
+    second resume of the finished run runs nothing (attempts 3, the node's record unchanged)."""
+    _scripts(tmp_path, "a")
+    monkeypatch.setenv("FAIL_a", "1")
+    path = write_pipeline(tmp_path / "p.pipeline", pipeline([node("a", "a.py")]))
+    run_dir = tmp_path / "run"
+    assert run_pipeline(path, run_dir=run_dir).record["status"] == "failed"
+    monkeypatch.delenv("FAIL_a")
+    first = run_pipeline(path, resume=run_dir).record
+    assert (first["status"], first["attempts"], first["selected"]) == (
+        "succeeded",
+        2,
+        [first["nodes"][0]["id"]],
+    )
+    assert (first["nodes"][0]["status"], first["nodes"][0]["attempt"]) == ("succeeded", 2)
+    assert first["started"] < first["resumed"] <= first["ended"]
+    ran = (tmp_path / "a.out").stat().st_mtime_ns
+    again = run_pipeline(path, resume=run_dir).record
+    assert (again["status"], again["attempts"], again["selected"]) == ("succeeded", 3, [])
+    assert again["nodes"] == first["nodes"] and again["started"] == first["started"]
+    assert (tmp_path / "a.out").stat().st_mtime_ns == ran  # not run again
+    assert read_run(run_dir) == json.loads(json.dumps(again))
 
 
 def test_workers_bound_running_nodes(tmp_path, monkeypatch):
