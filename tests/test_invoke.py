@@ -78,6 +78,8 @@ def client(client):
         "c-fail": 'echo "fail-marker-31" >&2; exit 4',
         # a single output that starts like a zip but is not one
         "c-zipbad": "printf 'PK\\003\\004 not really a zip archive' > \"$TMP_OUTPUT_DIR/bad.bin\"",
+        # stdout of 9 MB that reads as base64 ("AAAA...") until its last line
+        "c-notb64": 'python3 -c \'import sys; sys.stdout.write("A" * (9 << 20) + "!")\'',
     }.items():
         cl.apply_service({"name": name, "image": "local", "script": script})
     return cl
@@ -293,6 +295,7 @@ def test_outputs_without_a_folder_are_removed_at_exit(client, cluster_env):
     assert proc.returncode == 0, proc.stderr[-2000:]
     path = Path(proc.stdout.strip().splitlines()[-1])
     assert path.name == "output.txt" and not path.parent.exists()
+    assert path.parent.name.startswith("oscar-elyra-run-")  # named for whoever looks in /tmp
 
 
 @pytest.mark.parametrize(
@@ -335,3 +338,21 @@ def test_inputs_and_answers_as_a_user_passes_and_reads_them(client, tmp_path):
     with pytest.raises(ServiceError) as info:
         run("c-fail", "x", client=client)
     assert "fail-marker-31" in (info.value.log or "")
+
+
+def test_file_input_of_any_length_is_sent_whole(client, tmp_path):
+    """A file streamed as base64 declares the length of its encoding: sizes that are a
+    multiple of 3 (no padding) and those that are not come back byte for byte."""
+    for size in (3 * 100_000, 3 * 100_000 + 1, 3 * 100_000 + 2):
+        src = tmp_path / f"in{size}.raw"
+        src.write_bytes(os.urandom(size))
+        res = run("c-cat", src, tmp_path / f"out{size}.raw", client=client, timeout=10)
+        assert res.path.read_bytes() == src.read_bytes()
+
+
+def test_large_answer_that_stops_being_base64(client):
+    """An answer past the raw-copy limit that read as base64 and then was not cannot be
+    given back as text (its start was not kept): it is refused with what happened."""
+    with pytest.raises(ServiceError) as info:
+        run("c-notb64", "x", client=client)
+    assert str(info.value) == "service 'c-notb64': a large response looked like base64 but was not"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import textwrap
+import time
+from collections import Counter
+from urllib.parse import urlparse
 
 import pytest
+from minio import Minio
 from PIL import Image
 
 import oscar_elyra.invoke
@@ -168,14 +174,14 @@ def test_public_names():
     assert {BatchResult.__module__, map.__module__} == {"oscar_elyra.invoke.batch"}
 
 
-def test_map_async_resume_after_partial_run(client, store, tmp_path):
+def test_map_async_resume_after_partial_run(client, store, tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(6):
         (src / f"f{i}.txt").write_text("FAIL" if i in (1, 4) else f"data {i}")
     out, record = tmp_path / "out", tmp_path / "records.json"
 
-    def run_map(**kw):
+    def run_map(progress=False, **kw):
         return map(
             "a-echo",
             src,
@@ -185,7 +191,7 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
             client=client,
             store=store,
             timeout=60,
-            progress=False,
+            progress=progress,
             **kw,
         )
 
@@ -214,8 +220,15 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path):
     for i in (1, 4):
         (src / f"f{i}.txt").write_text(f"fixed {i}")
     jobs_before = len(client.list_jobs("a-echo"))
-    second = run_map()
+    capsys.readouterr()
+    second = run_map(progress=True)
     assert second.ok and second.counts() == {"skipped": 4, "ok": 2}
+    # the progress bar counts files, the skipped ones done from the start, never past 6
+    bars = capsys.readouterr().err
+    assert "a-echo (async):" in bars and "| 0/6 [00:00<?, ?file/s]" in bars, bars
+    shown = [int(n) for n in re.findall(r"\| (\d+)/6 \[", bars)]
+    assert shown[0] == 0 and max(shown) <= 6 and 5 in shown, bars
+    assert all(r["seconds"] == 0.0 for r in second if r["status"] == "skipped")
     skipped = {r["input"].rsplit("/", 1)[-1]: r for r in second if r["status"] == "skipped"}
     assert skipped["f0.txt"]["outputs"] == [str(out / "f0.out")]  # as the first run left them
     assert (out / "f4.out").read_text().strip() == "FIXED 4"
@@ -538,3 +551,205 @@ def test_paths_on_two_providers_are_refused(client, store, tmp_path):
         "service 'a-twoprov': its input and output paths are on different storage providers "
         "(minio.default, s3.aws); this client follows jobs on one provider"
     )
+
+
+# outputs named by the run stem alone (``<run id>-<n>-summary.json``) and by a fixed name
+NAMED = textwrap.dedent(
+    """\
+    name=$(basename "$INPUT_FILE_PATH")
+    echo "fixed for $name" > "$TMP_OUTPUT_DIR/output.txt"
+    echo "summary of $name" > "$TMP_OUTPUT_DIR/${name%-*}-summary.json"
+    """
+)
+
+
+def test_map_places_outputs_not_named_after_their_input(client, store, tmp_path):
+    """An output named by the run stem alone goes beside the input's results, a fixed-name
+    output into a folder named after the input; the results of inputs of two folders keep
+    those folders. Two inputs of one folder whose outputs land on one file: the second
+    input fails and nothing of it is written."""
+    client.apply_service(_svc("a-named", NAMED))
+    src = tmp_path / "in"
+    files = [src / "a" / "x.txt", src / "b" / "y.txt", src / "b" / "z.txt"]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f.name)
+    out = tmp_path / "out"
+    res = map("a-named", files, concurrency=1, retries=0, output_dir=out, client=client,
+              store=store, progress=False, timeout=60)  # fmt: skip
+    by = {r["relative"]: r for r in res}
+    assert [r["status"] for r in res] == ["ok", "ok", "failed"], res
+    assert sorted(by["a/x.txt"]["outputs"]) == [
+        str(out / "a" / "summary.json"),
+        str(out / "a" / "x" / "output.txt"),
+    ]
+    assert sorted(by["b/y.txt"]["outputs"]) == [
+        str(out / "b" / "summary.json"),
+        str(out / "b" / "y" / "output.txt"),
+    ]
+    assert by["b/z.txt"]["error"] == (
+        f"output {str(out / 'b' / 'summary.json')!r} was already written for input "
+        f"{str(files[1])!r} in this run; refusing to overwrite it"
+    )
+    summary = (out / "b" / "summary.json").read_text()
+    assert re.fullmatch(r"summary of \d{12}[0-9a-f]{6}-2-y\.txt\n", summary), summary
+    fixed = (out / "a" / "x" / "output.txt").read_text()
+    assert re.fullmatch(r"fixed for \d{12}[0-9a-f]{6}-1-x\.txt\n", fixed), fixed
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == [
+        ".oscar-elyra-map.json",
+        "a/summary.json",
+        "a/x/output.txt",
+        "b/summary.json",
+        "b/y/output.txt",
+    ]
+
+
+def test_map_refuses_a_plan_whose_results_would_meet(tmp_path):
+    """Inputs whose results would share a name, or land on an input folder, are refused
+    before anything is sent (no cluster is even asked)."""
+    (tmp_path / "x").mkdir()
+    for rel in ("q.txt.gz", "q.txt", "q.md", "x.txt", "x/y.txt"):
+        (tmp_path / rel).write_text(rel)
+    with pytest.raises(ValidationError) as info:
+        map("any", [tmp_path / n for n in ("q.txt.gz", "q.txt", "q.md")], progress=False)
+    assert str(info.value) == (
+        "inputs 'q.txt' and input 'q.txt.gz' would write their results to the same place "
+        "('q.txt'); rename one of them or map them separately"
+    )
+    with pytest.raises(ValidationError) as info:
+        map("any", [tmp_path / "x.txt", tmp_path / "x" / "y.txt"], progress=False)
+    assert str(info.value) == (
+        "inputs 'x.txt' and the folder 'x' would write their results to the same place "
+        "('x'); rename one of them or map them separately"
+    )
+
+
+def test_timeout_says_why_jobs_may_be_stuck(client, store, tmp_path):
+    """More jobs than the cluster has slots, still queued at the timeout: the error names
+    the service's Pending jobs (five, and how many more) and its deployment status."""
+    reason = client.deployment_status("a-slow")["reason"]
+    slots = int(re.search(r"of (\d+) job slots", reason)[1])
+    files = []
+    for i in range(slots + 7):
+        f = tmp_path / f"queued{i:02d}.txt"
+        f.write_text("z")
+        files.append(f)
+    jobs = submit("a-slow", files, client=client, store=store, via="job")  # recorded when posted
+    try:
+        with pytest.raises(TimeoutError) as info:
+            wait(jobs, timeout=0)
+        names = set(client.list_jobs("a-slow"))
+    finally:
+        client.delete_jobs("a-slow", all=True)
+    msg = str(info.value)
+    m = re.search(
+        r"; jobs of 'a-slow' still Pending: ([^;]*?) and (\d+) more; deployment: "
+        r"ready \((\d+) running, (\d+) pending; \d+ of (\d+) job slots",
+        msg,
+    )
+    assert m, msg
+    shown = m[1].split(", ")
+    assert len(shown) == 5 and set(shown) <= names and int(m[5]) == slots
+    assert int(m[2]) + 5 >= int(m[4]) >= 7  # the count read a moment later: no more pending
+
+
+def test_outputs_are_taken_when_the_job_record_is_gone(client, store, cluster, tmp_path):
+    """A job whose record was deleted before wait() saw it end: its outputs (named after
+    the input) are taken once they stayed unchanged for ``settle`` s, with a warning."""
+    f = tmp_path / "orphan.txt"
+    f.write_text("no record")
+    jobs = submit("a-echo", [f], client=client, store=store, via="job")
+    cluster.wait_idle("a-echo")
+    client.delete_jobs("a-echo")  # the succeeded ones: this job's record
+    with pytest.warns(UserWarning) as caught:
+        wait(jobs, timeout=30, settle=3.5, download_to=tmp_path / "out")
+    assert jobs[0].status == "Succeeded" and jobs[0].job_name is None
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["orphan.out"]
+    assert (tmp_path / "out" / "orphan.out").read_text() == "NO RECORD"
+    assert [str(w.message) for w in caught if w.category is UserWarning] == [
+        "service 'a-echo': no job record found for input 'orphan.txt'; taking its outputs "
+        "after they stayed unchanged for 3.5 s"
+    ]
+
+
+def test_outputs_of_a_job_whose_log_names_none(client, store, cluster):
+    """OSCAR's supervisor at log level CRITICAL logs no download or upload lines (the
+    embedded cluster always does, so the tracker is given such a log): the outputs that
+    carry the input's stem are its outputs; a lone job's fixed-name outputs are the new
+    objects of its output paths, taken with a warning naming them."""
+    from oscar_elyra.invoke.jobs import _Tracker
+
+    run_id = new_run_id("nolog")
+    out_path = f"a-echo/nolog-{run_id}"
+
+    def job(n: int) -> Job:
+        return Job("a-echo", f"in{n}.txt", f"s3://a-echo/in/{run_id}-{n}-in{n}.txt",
+                   job_name=f"job-{n}", run_id=run_id, index=n, output_paths=[out_path],
+                   submitted_at=time.time(), _client=client, _store=store)  # fmt: skip
+
+    tracker = _Tracker("a-echo", client, store)
+    named, fixed = job(1), job(2)
+    for key in (f"{run_id}-1-in1.out", f"sub/{run_id}-1-in1.extra"):
+        store.put_bytes(b"named", f"s3://{out_path}/{key}")
+    log = "processing in1.txt\n"  # the script's own output only
+    assert tracker.attribute(named, log) == sorted(
+        [f"s3://{out_path}/{run_id}-1-in1.out", f"s3://{out_path}/sub/{run_id}-1-in1.extra"]
+    )
+    store.put_bytes(b"fixed", f"s3://{out_path}/output.png")
+    # a folder made as the MinIO console makes one (an empty object whose key ends in "/")
+    endpoint = urlparse(cluster.s3_endpoint)
+    console = Minio(endpoint.netloc, access_key=cluster.s3_access_key,
+                    secret_key=cluster.s3_secret_key, secure=endpoint.scheme == "https",
+                    cert_check=False)  # fmt: skip
+    console.put_object("a-echo", f"{out_path[len('a-echo/') :]}/a-folder/", io.BytesIO(b""), 0)
+    with pytest.warns(UserWarning) as caught:
+        assert tracker.attribute(fixed, "processing in2.txt\n") == [f"s3://{out_path}/output.png"]
+    assert [str(w.message) for w in caught] == [
+        "service 'a-echo': outputs of job job-2 are not named in its log; taking the new "
+        f"objects of its output paths (s3://{out_path}/output.png)"
+    ]
+
+
+def test_a_job_is_matched_by_the_key_it_downloaded():
+    """A job's log may mention other inputs (a script listing what it was given): the job
+    belongs to the input whose key the supervisor says it downloaded."""
+    from oscar_elyra.invoke.jobs import _Tracker
+
+    run_id = new_run_id("match")
+    first, second = (
+        Job("svc", f"{n}.txt", f"s3://svc/in/{run_id}-{i}-{n}.txt", run_id=run_id, index=i)
+        for i, n in ((1, "a"), (2, "b"))
+    )
+    log = (
+        f"processing, after {run_id}-1-a.txt\n"
+        "2026-01-01 00:00:00,000 - supervisor - INFO - Downloading item from bucket 'svc' "
+        f"with key 'in/{run_id}-2-b.txt'\n"
+    )
+    pending = [first, second]
+    by_uri, by_stem = {j.input_uri: j for j in pending}, {j.stem: j for j in pending}
+    assert _Tracker("svc", None, None)._match(log, by_uri, by_stem) is second
+    assert _Tracker("svc", None, None)._match("no supervisor lines", by_uri, by_stem) is None
+
+
+def test_wait_reads_each_job_log_once(client, store, tmp_path, monkeypatch):
+    """The log of a job of another submission, ended while wait() follows its own, is read
+    once (it matches none of its inputs), like the log of its own job."""
+    client.apply_service(_svc("a-naps", 'sleep "$(cat "$INPUT_FILE_PATH")"\n' + ECHO))
+    mine, theirs = tmp_path / "mine.txt", tmp_path / "theirs.txt"
+    mine.write_text("1.5")
+    theirs.write_text("0")
+    reads = []
+    get_job_log = client.get_job_log
+
+    def counted(service, name, **kw):
+        reads.append(name)
+        return get_job_log(service, name, **kw)
+
+    submit("a-naps", [theirs], client=client, store=store, via="job")  # ends first
+    jobs = submit("a-naps", [mine], client=client, store=store, via="job")
+    monkeypatch.setattr(client, "get_job_log", counted)
+    wait(jobs, timeout=60, download_to=tmp_path / "out")
+    assert (tmp_path / "out" / "mine.out").read_text() == "1.5"
+    assert len(set(client.list_jobs("a-naps"))) == 2
+    assert sorted(Counter(reads).values()) == [1, 1], reads
