@@ -753,3 +753,14 @@ def test_wait_reads_each_job_log_once(client, store, tmp_path, monkeypatch):
     assert (tmp_path / "out" / "mine.out").read_text() == "1.5"
     assert len(set(client.list_jobs("a-naps"))) == 2
     assert sorted(Counter(reads).values()) == [1, 1], reads
+
+
+def test_map_records_a_run_in_which_nothing_could_run(client, tmp_path):
+    """Inputs that are all missing: nothing is sent, and the run record still says so."""
+    out = tmp_path / "out"
+    res = map("a-echo", [tmp_path / "gone.txt"], output_dir=out, client=client, progress=False)
+    assert res.counts() == {"failed": 1}
+    saved = json.loads((out / ".oscar-elyra-map.json").read_text())
+    assert [(r["status"], r["error"]) for r in saved] == [
+        ("failed", f"input file {str(tmp_path / 'gone.txt')!r} does not exist")
+    ]
