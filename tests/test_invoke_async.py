@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import pytest
 from minio import Minio
 from PIL import Image
+from s3_proxy import S3Proxy
 
 import oscar_elyra.invoke
 from oscar_elyra.errors import ServiceError, TimeoutError, ValidationError
@@ -764,3 +765,29 @@ def test_map_records_a_run_in_which_nothing_could_run(client, tmp_path):
     assert [(r["status"], r["error"]) for r in saved] == [
         ("failed", f"input file {str(tmp_path / 'gone.txt')!r} does not exist")
     ]
+
+
+def test_map_moves_files_through_the_store_it_is_given(client, store, tmp_path):
+    """map(store=...) uploads the inputs and downloads the outputs through that store (here
+    one reaching the cluster's S3 through a real proxy that counts requests), not through
+    one of its own built from the client."""
+    proxy = S3Proxy(store.endpoint)
+    try:
+        via_proxy = store_for(client, endpoint=proxy.url, progress=False)
+        src = tmp_path / "in"
+        src.mkdir()
+        for i in range(3):
+            (src / f"p{i}.txt").write_text(f"proxied {i}")
+        res = map("a-echo", src, output_dir=tmp_path / "out", client=client, store=via_proxy,
+                  progress=False, timeout=120)  # fmt: skip
+    finally:
+        proxy.close()
+    assert res.counts() == {"ok": 3}
+    assert [(tmp_path / "out" / f"p{i}.out").read_text() for i in range(3)] == [
+        f"PROXIED {i}" for i in range(3)
+    ]
+    # staged inputs and their outputs are keyed <run id>-<n>-<name>
+    put = sorted(k.rsplit("-", 1)[-1] for (m, k) in proxy.hits if m == "PUT")
+    got = sorted(k.rsplit("-", 1)[-1] for (m, k) in proxy.hits if m == "GET")
+    assert put == ["p0.txt", "p1.txt", "p2.txt"]
+    assert got == ["p0.out", "p1.out", "p2.out"]
