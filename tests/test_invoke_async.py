@@ -228,7 +228,9 @@ def test_map_async_resume_after_partial_run(client, store, tmp_path, capsys):
     bars = capsys.readouterr().err
     assert "a-echo (async):" in bars and "| 0/6 [00:00<?, ?file/s]" in bars, bars
     shown = [int(n) for n in re.findall(r"\| (\d+)/6 \[", bars)]
-    assert shown[0] == 0 and max(shown) <= 6 and 5 in shown, bars
+    # (tqdm redraws at most every 0.1 s and this bar is not left drawn at its end: which
+    # counts after 0 get drawn is a matter of timing)
+    assert shown[0] == 0 and max(shown) <= 6, bars
     assert all(r["seconds"] == 0.0 for r in second if r["status"] == "skipped")
     skipped = {r["input"].rsplit("/", 1)[-1]: r for r in second if r["status"] == "skipped"}
     assert skipped["f0.txt"]["outputs"] == [str(out / "f0.out")]  # as the first run left them
