@@ -11,7 +11,8 @@ called the mutated function during its "stats" run (the tests listed in
    given patterns (fnmatch on mutant names, e.g. ``'oscar_elyra.local.jobs*'``; a bare
    module name such as ``oscar_elyra.storage`` means all its mutants);
 3. keeps, for each mutated function, only the tests of its module's own test files
-   (``[tool.oscar-elyra.mutate.tests]``), fastest first, up to ``max_test_seconds``;
+   (``[tool.oscar-elyra.mutate.tests]``), fastest first, up to ``max_test_seconds`` (or the
+   module's entry in ``max_test_seconds_by_module``);
 4. runs ``mutmut run --max-children N <the sample>``, all bounded by ``--timeout`` seconds;
 5. prints the table, the score ((killed + timeout) / checked, without the mutants listed in
    ``tests/mutation_equivalent.txt``), and the survivors (``mutmut show NAME`` shows one).
@@ -227,11 +228,12 @@ def run_mutmut(args: list[str], timeout: float, log: Path) -> int:
     return proc.returncode
 
 
-def selection() -> tuple[dict[str, list[str]], float]:
-    """``[tool.oscar-elyra.mutate]``: per module, the test files that judge its mutants, and
-    the estimated test seconds per mutant."""
+def selection() -> tuple[dict[str, list[str]], float, dict[str, float]]:
+    """``[tool.oscar-elyra.mutate]``: per module, the test files that judge its mutants, the
+    estimated test seconds per mutant, and the modules with a budget of their own."""
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["oscar-elyra"]["mutate"]
-    return conf.get("tests", {}), float(conf.get("max_test_seconds", 60))
+    by_module = {m: float(s) for m, s in conf.get("max_test_seconds_by_module", {}).items()}
+    return conf.get("tests", {}), float(conf.get("max_test_seconds", 60)), by_module
 
 
 def trim_stats() -> tuple[int, float]:
@@ -239,13 +241,15 @@ def trim_stats() -> tuple[int, float]:
     reached it, fastest first, up to the time budget; mutmut runs those for each mutant.
     The full map (which mutmut extends when tests are added) is kept in STATS_FULL.
     Returns (functions with tests, estimated seconds of tests per surviving mutant, max)."""
-    tests_for, budget = selection()
+    tests_for, default_budget, budget_for = selection()
     data = json.loads(STATS.read_text())
     STATS_FULL.write_text(json.dumps(data))
     duration = data["duration_by_test"]
     trimmed, worst = {}, 0.0
     for func, tests in data["tests_by_mangled_function_name"].items():
-        files = tests_for.get(func.rsplit(".", 1)[0])
+        module = func.rsplit(".", 1)[0]
+        files = tests_for.get(module)
+        budget = budget_for.get(module, default_budget)
         if files is not None:
             tests = [t for t in tests if t.split("::")[0] in files]
         kept, total = [], 0.0
