@@ -395,6 +395,38 @@ def test_async_env_bucket_and_post_job(cluster, oscar_schema):
     assert os.path.basename(post_env["INPUT_FILE_PATH"]) == f"event-file-{post_env['JOB_UUID']}"
 
 
+def test_post_job_with_a_storage_event_runs_on_that_object(cluster):
+    """A MinIO event as the body of POST /job: one job, whose input is the object it names
+    (outside the input path, so the upload itself starts nothing)."""
+    svc = new_service(cluster, 'tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/up.txt"')
+    name, token = svc["name"], token_of(cluster, svc["name"])
+    store = s3(cluster)
+    store.put_object(name, "elsewhere/e.txt", io.BytesIO(b"from an event"), 13)
+    event = {
+        "Records": [
+            {
+                "eventSource": "minio:s3",
+                "s3": {"bucket": {"name": name}, "object": {"key": "elsewhere/e.txt", "size": 13}},
+            }
+        ]
+    }
+    r = api(
+        cluster,
+        "POST",
+        f"/job/{name}",
+        auth=None,
+        data=base64.b64encode(json.dumps(event).encode()),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 201, r.text
+    jobs = wait_jobs(cluster, name, 1)
+    assert [j["status"] for j in jobs.values()] == ["Succeeded"]
+    assert store.get_object(name, "out/up.txt").read() == b"FROM AN EVENT"
+    (job,) = jobs
+    log_text = api(cluster, "GET", f"/system/logs/{name}/{job}").text
+    assert f"bucket '{name}' with key 'elsewhere/e.txt'" in log_text
+
+
 def test_failed_job_has_status_and_log(cluster):
     svc = new_service(
         cluster,
