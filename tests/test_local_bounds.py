@@ -209,6 +209,61 @@ def test_kill_9_mid_job_then_restart_runs_each_script_once(tmp_path):
         second.stop()
 
 
+def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
+    """After kill -9 of the server, the restarted cluster adopts the running scripts: one
+    past its service's time limit is killed and Failed; one that ends leaves no process of
+    its group behind (the background sleep it started)."""
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    hung_pid, left_pid = tmp_path / "hung.pid", tmp_path / "left.pid"
+    hang, leaver = "adopt-hang", "adopt-leaver"
+    first = LocalCluster(data, max_jobs=2)
+    first.start()
+    try:
+        _deploy(
+            first,
+            hang,
+            f'echo $$ > "{hung_pid}"; sleep 600 & wait',
+            annotations={"oscar-elyra/job-timeout": "3"},
+        )
+        _deploy(
+            first,
+            leaver,
+            f'sleep 600 & echo $! > "{left_pid}"\n'
+            f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
+            'echo done > "$TMP_OUTPUT_DIR/done.txt"\n',
+        )
+        _put(first, hang, "h")
+        _put(first, leaver, "l")
+        until("both scripts started", lambda: _pids(hung_pid) and _pids(left_pid))
+        server = first.process
+        server.send_signal(signal.SIGKILL)  # kill -9 of the server alone
+        server.wait(30)
+        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+    finally:
+        first.process = None
+    second = LocalCluster(data, max_jobs=2)
+    second.start()
+    try:
+        (hung,) = until(
+            "the hung job failed",
+            lambda: [r for r in _records(second, hang).values() if r["status"] == "Failed"],
+            timeout=30,
+        )
+        log_text = _log(second, hang, hung["name"])
+        assert "Adopted the running script (process group" in log_text
+        assert "time limit of 3 s" in log_text
+        until("the hung script killed", lambda: not pid_alive(_pids(hung_pid)[0]), timeout=10)
+        gate.touch()
+        until(
+            "the leaver job succeeded",
+            lambda: [r["status"] for r in _records(second, leaver).values()] == ["Succeeded"],
+        )
+        assert _s3(second).get_object(leaver, "out/done.txt").read() == b"done\n"
+        until("its background sleep killed", lambda: not pid_alive(_pids(left_pid)[0]), timeout=10)
+    finally:
+        second.stop()
+
+
 def _quiet_post(url: str, token: str) -> None:
     try:
         requests.post(
