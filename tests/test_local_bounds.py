@@ -212,11 +212,12 @@ def test_kill_9_mid_job_then_restart_runs_each_script_once(tmp_path):
 def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
     """After kill -9 of the server, the restarted cluster adopts the running scripts: one
     past its service's time limit is killed and Failed; one that ends leaves no process of
-    its group behind (the background sleep it started)."""
+    its group behind (the background sleep it started); one whose script died while no
+    cluster ran is run again; a queued one runs."""
     data, gate = tmp_path / "data", tmp_path / "gate"
-    hung_pid, left_pid = tmp_path / "hung.pid", tmp_path / "left.pid"
-    hang, leaver = "adopt-hang", "adopt-leaver"
-    first = LocalCluster(data, max_jobs=2)
+    hung_pid, left_pid, victim_pids = tmp_path / "hung.pid", tmp_path / "left.pid", tmp_path / "v"
+    hang, leaver, victim = "adopt-hang", "adopt-leaver", "adopt-victim"
+    first = LocalCluster(data, max_jobs=3)
     first.start()
     try:
         _deploy(
@@ -232,16 +233,29 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
             f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
             'echo done > "$TMP_OUTPUT_DIR/done.txt"\n',
         )
+        _deploy(
+            first,
+            victim,
+            f'echo $$ >> "{victim_pids}"\n'
+            f'while [ ! -e "{gate}" ]; do sleep 0.05; done\n'
+            'cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").out"\n',
+        )
         _put(first, hang, "h")
         _put(first, leaver, "l")
-        until("both scripts started", lambda: _pids(hung_pid) and _pids(left_pid))
+        _put(first, victim, "v1", b"one")
+        until("three scripts started", lambda: _pids(hung_pid) and _pids(left_pid))
+        until("the victim started", lambda: _pids(victim_pids))
+        _put(first, victim, "v2", b"two")
+        until("v2 queued", lambda: "v2" in _records(first, victim))
+        assert _records(first, victim)["v2"]["status"] == "Pending"
         server = first.process
         server.send_signal(signal.SIGKILL)  # kill -9 of the server alone
         server.wait(30)
         until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+        os.killpg(os.getpgid(_pids(victim_pids)[0]), signal.SIGKILL)  # v1 dies meanwhile
     finally:
         first.process = None
-    second = LocalCluster(data, max_jobs=2)
+    second = LocalCluster(data, max_jobs=3)
     second.start()
     try:
         (hung,) = until(
@@ -260,6 +274,18 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
         )
         assert _s3(second).get_object(leaver, "out/done.txt").read() == b"done\n"
         until("its background sleep killed", lambda: not pid_alive(_pids(left_pid)[0]), timeout=10)
+        until(
+            "the victim's jobs succeeded",
+            lambda: (
+                (r := _records(second, victim))
+                and [x["status"] for x in r.values()] == ["Succeeded"] * 2
+                and r
+            ),
+        )
+        assert len(_pids(victim_pids)) == 3  # v1 twice, v2 once
+        store = _s3(second)
+        assert store.get_object(victim, "out/v1.out").read() == b"one"
+        assert store.get_object(victim, "out/v2.out").read() == b"two"
     finally:
         second.stop()
 
