@@ -290,6 +290,47 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
         second.stop()
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_storage_death_stops_the_cluster_after_the_grace_and_marks_the_position(tmp_path):
+    """SeaweedFS dies under a running job: the cluster stops by itself, killing the job after
+    its grace (10 s), keeps the job on disk to run again, and marks the event position not
+    clean (the next start lists the input paths)."""
+    data, pid_file = tmp_path / "data", tmp_path / "hung.pid"
+    c = LocalCluster(data, max_jobs=1)
+    c.start()
+    try:
+        _deploy(c, "stuck", f'echo $$ > "{pid_file}"; sleep 600 & wait')
+        _put(c, "stuck", "s")
+        until("the script started", lambda: _pids(pid_file))
+        server = c.process
+        weed = [
+            p
+            for p in _children(server.pid)
+            if Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].endswith(b"weed")
+        ]
+        assert weed
+        for p in weed:
+            os.kill(p, signal.SIGKILL)
+        server.wait(25)  # the grace is 10 s; without it, it would wait for the script forever
+        until("the script killed", lambda: not pid_alive(_pids(pid_file)[0]), timeout=10)
+        position = json.loads((data / "watch" / "position.json").read_text())
+        assert position["clean"] is False
+        assert _records(c, "stuck")["s"]["status"] in ("Running", "Pending")
+    finally:
+        c.stop()
+
+
 def _quiet_post(url: str, token: str) -> None:
     try:
         requests.post(
