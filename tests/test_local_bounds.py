@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 from test_local_async import _deploy, _jobs, _s3  # the same helpers
+from test_local_triggers import _upload_while_down
 
 from oscar_elyra.discovery import pid_alive
 from oscar_elyra.local import LocalCluster
@@ -253,6 +254,8 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
         server.wait(30)
         until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
         os.killpg(os.getpgid(_pids(victim_pids)[0]), signal.SIGKILL)  # v1 dies meanwhile
+        # and an upload whose event SeaweedFS loses: the restart lists the input paths once
+        _upload_while_down(first, victim, "in/v3", flush=False)
     finally:
         first.process = None
     second = LocalCluster(data, max_jobs=3)
@@ -278,14 +281,15 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
             "the victim's jobs succeeded",
             lambda: (
                 (r := _records(second, victim))
-                and [x["status"] for x in r.values()] == ["Succeeded"] * 2
+                and [x["status"] for x in r.values()] == ["Succeeded"] * 3
                 and r
             ),
         )
-        assert len(_pids(victim_pids)) == 3  # v1 twice, v2 once
+        assert len(_pids(victim_pids)) == 4  # v1 twice, v2 and v3 once
         store = _s3(second)
         assert store.get_object(victim, "out/v1.out").read() == b"one"
         assert store.get_object(victim, "out/v2.out").read() == b"two"
+        assert store.get_object(victim, "out/v3.out").read() == b"down"
     finally:
         second.stop()
 
