@@ -14,6 +14,7 @@ import pytest
 
 from oscar_elyra import nodes
 from oscar_elyra.errors import ParameterError
+from oscar_elyra.pipeline.kernels import kernel_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -70,6 +71,9 @@ def _execute(name: str, workdir: Path, env: dict, monkeypatch) -> nbformat.Noteb
         cwd=str(workdir),
         progress_bar=False,
         kernel_name="python3",
+        # a kernel on Unix sockets: over TCP, a port jupyter_client picked can be taken by a
+        # parallel test before the kernel binds it ("Address already in use")
+        km=kernel_manager("python3"),
     )
     return nbformat.read(out, as_version=4)
 
