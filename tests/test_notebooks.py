@@ -65,16 +65,21 @@ def _execute(name: str, workdir: Path, env: dict, monkeypatch) -> nbformat.Noteb
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
     out = workdir / f"{name}.out.ipynb"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / f"{name}.ipynb"),
-        str(out),
-        cwd=str(workdir),
-        progress_bar=False,
-        kernel_name="python3",
-        # a kernel on Unix sockets: over TCP, a port jupyter_client picked can be taken by a
-        # parallel test before the kernel binds it ("Address already in use")
-        km=kernel_manager("python3"),
-    )
+    # a kernel on Unix sockets: over TCP, a port jupyter_client picked can be taken by a
+    # parallel test before the kernel binds it ("Address already in use")
+    km = kernel_manager("python3")
+    try:
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / f"{name}.ipynb"),
+            str(out),
+            cwd=str(workdir),
+            progress_bar=False,
+            kernel_name="python3",
+            km=km,
+        )
+    finally:  # nbclient leaves a kernel manager it did not make running
+        if km.has_kernel:
+            km.shutdown_kernel(now=False)
     return nbformat.read(out, as_version=4)
 
 

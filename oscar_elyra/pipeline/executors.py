@@ -142,7 +142,11 @@ def _register_engine(papermill) -> None:
                     kernel_kwargs["stdout"] = kwargs["kernel_stderr"]
                     kernel_kwargs["stderr"] = kwargs["kernel_stderr"]
                 km = kernel_manager(kernel_name)
-                return PapermillNotebookClient(nb_man, km=km, **final).execute(**kernel_kwargs)
+                try:
+                    return PapermillNotebookClient(nb_man, km=km, **final).execute(**kernel_kwargs)
+                finally:  # nbclient leaves a kernel manager it did not make running
+                    if km.has_kernel:
+                        km.shutdown_kernel(now=False)
 
         papermill_engines.register(ENGINE_NAME, OscarElyraEngine)
         _engine_ready = True

@@ -372,6 +372,9 @@ def kernel_manager(kernel_name: str) -> Any:
 
     km = KernelManager(kernel_name=kernel_name)
     km.kernel_id = str(uuid.uuid4())
+    # in the runtime folder, as Jupyter's servers name it (unset, jupyter_client would write
+    # it to the system temp folder)
+    km.connection_file = os.path.join(jupyter_runtime_dir(), f"kernel-{km.kernel_id}.json")
     if os.name == "posix":
         ip = os.path.join(jupyter_runtime_dir(), f"kernel-{km.kernel_id}-ipc")
         if len(os.fsencode(ip)) <= _IPC_PATH_MAX:
