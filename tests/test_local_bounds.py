@@ -435,3 +435,66 @@ def test_damaged_records_on_load_are_skipped(tmp_path):
         assert "skipped a damaged line of" in log_text
     finally:
         c.stop()
+
+
+def test_restart_adopts_a_post_job_deleted_meanwhile_and_a_job_whose_service_is_gone(tmp_path):
+    """After kill -9 of the server: a POST /job job, adopted by the restart and then deleted
+    by its user, leaves no file and no internal error; a running job whose service's
+    definition is gone on restart fails with a note in its log."""
+    data, pids = tmp_path / "data", {"posted": tmp_path / "p.pid", "orphan": tmp_path / "o.pid"}
+    posted, orphan = "adopt-posted", "adopt-orphan"
+    first = LocalCluster(data, max_jobs=2)
+    first.start()
+    try:
+        _deploy(first, posted, f'echo $$ > "{pids["posted"]}"; sleep 600 & wait')
+        _deploy(first, orphan, f'echo $$ > "{pids["orphan"]}"; sleep 600 & wait')
+        auth = (first.user, first.password)
+        token = requests.get(
+            f"{first.endpoint}/system/services/{posted}", auth=auth, timeout=30
+        ).json()["token"]
+        r = requests.post(
+            f"{first.endpoint}/job/{posted}",
+            data=base64.b64encode(b"posted input"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        _put(first, orphan, "o")
+        until("both scripts started", lambda: all(_pids(p) for p in pids.values()))
+        server = first.process
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+    finally:
+        first.process = None
+    (data / "services" / f"{orphan}.json").unlink()  # its definition lost while down
+    second = LocalCluster(data, max_jobs=2)
+    second.start()
+    try:
+        (rec,) = until(
+            "the orphaned job failed",
+            lambda: [r for r in _records(second, orphan).values() if r["status"] == "Failed"],
+            timeout=30,
+        )
+        log_file = data / "jobs" / orphan / f"{rec['name']}.log"
+        assert "[oscar-elyra] service was deleted while the job ran\n" in log_file.read_text()
+        until("its script killed", lambda: not pid_alive(_pids(pids["orphan"])[0]), timeout=10)
+        (job,) = [r["name"] for r in _records(second, posted).values()]
+        assert _records(second, posted)[job]["status"] == "Running"  # adopted
+        until(
+            "adopted",
+            lambda: "Adopted the running script" in _log(second, posted, job),
+            timeout=30,
+        )
+        r = requests.delete(
+            f"{second.endpoint}/system/logs/{posted}/{job}",
+            auth=(second.user, second.password),
+            timeout=30,
+        )
+        assert r.status_code == 204, r.text
+        until("its script killed", lambda: not pid_alive(_pids(pids["posted"])[0]), timeout=10)
+        second.wait_idle()
+        assert sorted(p.name for p in (data / "jobs" / posted).iterdir()) == []
+        assert "failed in the cluster" not in second.log_file.read_text()
+    finally:
+        second.stop()

@@ -549,7 +549,8 @@ class JobManager:
 
     async def _adopt(self, rec: dict) -> None:
         """Finish a job whose script a killed predecessor started: wait for the script
-        (within the job's time limit), read its exit code, upload its outputs."""
+        (within the job's time limit), read its exit code, upload its outputs. The job of a
+        service deleted meanwhile fails, its script killed."""
         ws = Workspace(Path(rec["workspace"]))
         try:
             svc = self.services.get(rec["service"])
@@ -561,8 +562,8 @@ class JobManager:
             self.procs[rec["name"]] = pgid
             self._supervisor(rec, f"Adopted the running script (process group {pgid})")
         started = float(rec.get("start_time") or time.time())
-        try:
-            while ws.exit_code() is None and ws.running():
+        try:  # a service gone meanwhile: its script is killed at once, below
+            while svc is not None and ws.exit_code() is None and ws.running():
                 if limit is not None and time.time() - started > limit:
                     kill_group(pgid)
                     break
