@@ -206,9 +206,12 @@ def test_killed_event_stream_restarts_without_loss_or_repeat(tc):
     assert "the storage event stream ended" in log
 
 
-def _upload_while_down(c: LocalCluster, bucket: str, key: str, *, flush: bool) -> None:
-    """Upload through SeaweedFS alone on the stopped cluster's data (``flush``: stop it
-    cleanly, so its metadata log keeps the event; else SIGKILL it: the event is lost)."""
+def _upload_while_down(
+    c: LocalCluster, bucket: str, key: str, *, flush: bool, more: dict[str, bytes] | None = None
+) -> None:
+    """Upload ``key`` (and the keys of ``more``) through SeaweedFS alone on the stopped
+    cluster's data (``flush``: stop it cleanly, so its metadata log keeps the events; else
+    SIGKILL it: the events are lost)."""
     creds = load_credentials(c.data_dir, create=False)
     weed = SeaweedFS(
         c.data_dir / "s3",
@@ -217,7 +220,8 @@ def _upload_while_down(c: LocalCluster, bucket: str, key: str, *, flush: bool) -
         log_path=c.data_dir / "logs" / "weed.log",
     ).start()
     try:
-        weed.minio().put_object(bucket, key, io.BytesIO(b"down"), 4)
+        for k, data in {key: b"down", **(more or {})}.items():
+            weed.minio().put_object(bucket, k, io.BytesIO(data), len(data))
         if not flush:
             weed.process.kill()
             weed.process.wait()
@@ -252,5 +256,52 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         c.stop()
         c.start()  # a clean restart: nothing is processed twice
         assert _settle(c, name) == expected
+    finally:
+        c.stop()
+
+
+def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp_path, monkeypatch):
+    """The listing after a crash: objects already under a path when the service got it (at
+    its creation, or when an update added the path) stay processed; an upload the path's
+    filter leaves out makes no job; an empty object's job gets a MinIO event of size 0.
+    With its position file lost, the restarted cluster still makes jobs of new uploads."""
+    monkeypatch.setenv("OSCAR_ELYRA_EVENT_REPLAY", "1")
+    c = LocalCluster(tmp_path / "data", max_jobs=2)
+    c.start()
+    name = "crashlist"
+    auth = (c.user, c.password)
+    try:
+        _s3(c).make_bucket(name)
+        _put(c, name, "in/before.txt", b"b")  # before the service exists
+        _put(c, name, "more/old.txt", b"o")  # before an update adds its path
+        svc = {
+            "name": name,
+            "image": "docker.io/library/bash:5",
+            "script": 'b=$(basename "$INPUT_FILE_PATH"); cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"\n'
+            'printf %s "$EVENT" > "$TMP_OUTPUT_DIR/$b.event"',
+            "input": [{"path": f"{name}/in"}],
+            "output": [{"path": f"{name}/out"}],
+        }
+        r = requests.post(f"{c.endpoint}/system/services", json=svc, auth=auth, timeout=60)
+        assert r.status_code == 201, r.text
+        svc["input"].append({"path": f"{name}/more", "suffix": [".txt"]})
+        r = requests.put(f"{c.endpoint}/system/services", json=svc, auth=auth, timeout=60)
+        assert r.status_code == 204, r.text
+        assert _settle(c, name) == {}
+        os.killpg(c.pid, signal.SIGKILL)
+        c.wait()
+        more = {"more/skip.bin": b"filtered out", "in/empty.txt": b""}
+        _upload_while_down(c, name, "more/new.txt", flush=False, more=more)
+        c.start()
+        expected = {"more/new.txt": 1, "in/empty.txt": 1}
+        assert _settle(c, name) == expected
+        event = json.loads(_s3(c).get_object(name, "out/empty.txt.event").read())
+        assert event["Records"][0]["s3"]["object"]["key"] == "in/empty.txt"
+        assert event["Records"][0]["s3"]["object"]["size"] == 0
+        c.stop()
+        (c.data_dir / "watch" / "position.json").unlink()
+        c.start()
+        c.wait_idle()  # the start-up listing (no position: as after a crash) is done
+        assert _settle(c, name) == expected  # and the sentinel uploaded after it made a job
     finally:
         c.stop()
