@@ -286,6 +286,10 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
             ),
         )
         assert len(_pids(victim_pids)) == 4  # v1 twice, v2 and v3 once
+        # v1's log: the note of its re-run, then that run's lines only
+        v1_log = _log(second, victim, _records(second, victim)["v1"]["name"])
+        assert "the cluster stopped while this job ran; running it again" in v1_log.split("\n")[0]
+        assert v1_log.count("Downloading item from bucket") == 1, v1_log
         store = _s3(second)
         assert store.get_object(victim, "out/v1.out").read() == b"one"
         assert store.get_object(victim, "out/v2.out").read() == b"two"

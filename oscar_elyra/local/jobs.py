@@ -200,14 +200,13 @@ class JobManager:
         keep: set[Path] = set()
         for rec in self.records.load():
             ws = Workspace(Path(rec["workspace"])) if rec.get("workspace") else None
-            if rec["status"] == "Running" and ws is not None and ws.root.is_dir():
-                if ws.exit_code() is not None or ws.running():
-                    keep.add(ws.root)
-                    self.sched.put_adopted(rec["service"], rec["name"])
-                    continue
-                note = "the cluster stopped while this job ran; running it again"
-                self.records.append_log(rec, supervisor_line(note, "WARNING"))
-            self.records.requeue(rec)
+            running = rec["status"] == "Running"
+            if running and ws is not None and (ws.exit_code() is not None or ws.running()):
+                keep.add(ws.root)
+                self.sched.put_adopted(rec["service"], rec["name"])
+                continue
+            note = "the cluster stopped while this job ran; running it again"
+            self.records.requeue(rec, supervisor_line(note, "WARNING") if running else "")
             self.sched.put(rec["service"], rec["name"])
         removed = self.runner.clean_leftovers(keep)
         if removed:
@@ -459,8 +458,7 @@ class JobManager:
             self.records.append_log(rec, "[oscar-elyra] service was deleted before the job ran\n")
             self._finish(rec, "Failed")
             return
-        log_path = self.records.log_path(rec)
-        log_path.write_bytes(b"")  # a re-run after a stop starts a fresh log
+        log_path = self.records.log_path(rec)  # emptied by requeue() for a re-run
         ws = self.runner.new_workspace(rec["name"][:40] + "-")
         rec["workspace"] = str(ws.root)
         self.records.set_status(rec, "Running")

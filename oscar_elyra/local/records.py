@@ -132,11 +132,13 @@ class JobRecords:
         pending.sort(key=_order)
         return pending
 
-    def requeue(self, rec: dict) -> None:
-        """Save ``rec`` as Pending again (to run from the start)."""
+    def requeue(self, rec: dict, note: str = "") -> None:
+        """Save ``rec`` as Pending again (to run from the start); its log starts anew, with
+        ``note``."""
         rec["status"] = "Pending"
         for key in ("start_time", "pgid", "workspace"):
             rec.pop(key, None)
+        self.log_path(rec).write_text(note, encoding="utf-8")
         self.save(rec)
 
     # ---------------------------------------------------------------- writing
