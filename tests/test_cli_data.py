@@ -113,6 +113,9 @@ def test_put_ls_get_roundtrip(env, images, tmp_path, secrets):
         ).read_bytes()
     cli(env, "get", f"{prefix}/single/img0.png", str(tmp_path / "one.png"))
     assert (tmp_path / "one.png").read_bytes() == (images / "img0.png").read_bytes()
+    # a LOCAL ending in "/" is a directory, created, and the object keeps its name
+    cli(env, "get", f"{prefix}/single/img0.png", str(tmp_path / "newdir") + "/")
+    assert (tmp_path / "newdir" / "img0.png").read_bytes() == (images / "img0.png").read_bytes()
     r = cli(env, "get", f"{prefix}/nothing-here", str(tmp_path / "x"), code=1)
     assert "not found" in r.stderr
     r = cli(env, "put", str(images / "img0.png"), "bad bucket/x", code=2)

@@ -330,11 +330,12 @@ def put(state: CliState, local: Path, remote: str) -> None:
 
 @click.command("get")
 @click.argument("remote")
-@click.argument("local", type=click.Path(path_type=Path), callback=writable)
+@click.argument("local", type=click.Path(), callback=writable)
 @click.option("--latest", is_flag=True, help="Only the most recently modified object under REMOTE.")
 @pass_state
-def get(state: CliState, remote: str, local: Path, latest: bool) -> None:
-    """Download REMOTE (an object, or every object under a prefix ending in /) to LOCAL."""
+def get(state: CliState, remote: str, local: str, latest: bool) -> None:
+    """Download REMOTE (an object, or every object under a prefix ending in /) to LOCAL
+    (an object to a directory, or to a path ending in /, keeps its name)."""
 
     store = state.store()
     bucket, key = parse_uri(remote)
@@ -343,8 +344,7 @@ def get(state: CliState, remote: str, local: Path, latest: bool) -> None:
         if not objs:
             raise NotFoundError(f"nothing found under {remote!r}")
         newest = max(objs, key=lambda o: (o.last_modified is not None, o.last_modified, o.key))
-        target = local / newest.key.rsplit("/", 1)[-1] if local.is_dir() else local
-        path = store.get_file(newest.uri, target)
+        path = store.get_file(newest.uri, local)
         state.emit([str(path)], str(path))
         return
     paths = None
