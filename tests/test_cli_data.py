@@ -169,6 +169,31 @@ def test_map_and_resume(env, images, tmp_path, secrets):
     assert "ok: 3" in r.stdout
 
 
+def test_map_via(env, images, client, tmp_path):
+    """--via bucket uploads each input into the input path; --via job stages it beside
+    (in .oscar-elyra-job/) and starts the job with POST /job; both give the outputs."""
+
+    def keys(prefix):
+        r = cli(env, "--json", "ls", prefix, "-r")
+        return [o["key"] for o in json.loads(r.stdout)]
+
+    before_in, before_staged = keys("grayify/in"), keys("grayify/.oscar-elyra-job")
+    for via in ("bucket", "job"):
+        out = tmp_path / via
+        r = cli(env, "map", "grayify", str(images), "-o", str(out), "--via", via)
+        assert "ok: 3" in r.stdout
+        assert sorted(p.name for p in out.glob("img*")) == ["img0.png", "img1.png", "img2.png"]
+        if via == "bucket":
+            assert len(keys("grayify/in")) == len(before_in) + 3
+            assert keys("grayify/.oscar-elyra-job") == before_staged
+    assert len(keys("grayify/.oscar-elyra-job")) == len(before_staged) + 3
+    assert len(keys("grayify/in")) == len(before_in) + 3
+    r = cli(env, "map", "grayify", str(images), "-o", str(out), "--sync", "--via", "job", code=2)
+    assert "--via is for async jobs" in r.stderr
+    r = cli(env, "map", "grayify", str(images), "-o", str(out), "--via", "post", code=2)
+    assert "'post' is not one of 'bucket', 'job'" in r.stderr
+
+
 def test_map_failure_exit_code(env, client, tmp_path):
     client.apply_service(
         {

@@ -18,7 +18,7 @@ from oscar_elyra.commands._common import SECONDS, CliState, pass_state, writable
 from oscar_elyra.errors import NotFoundError, OscarError
 from oscar_elyra.invoke import map as run_map
 from oscar_elyra.invoke import resume, run, submit, wait
-from oscar_elyra.invoke.jobs import read_submission
+from oscar_elyra.invoke.jobs import VIA, read_submission
 from oscar_elyra.storage import format_uri, parse_uri
 
 __all__ = ["get", "job", "ls", "map", "put", "run_service"]
@@ -267,6 +267,13 @@ def _emit_jobs(state: CliState, jobs) -> None:
 @click.option(
     "--timeout", type=SECONDS, default=600, show_default=True, help="Seconds per input attempt."
 )
+@click.option(
+    "--via",
+    type=click.Choice(VIA),
+    help="How async jobs start: 'job' (POST /job with a storage event naming the input, "
+    "uploaded ahead) or 'bucket' (upload into the input path). Default: 'job' when the "
+    "service allows it.",
+)
 @pass_state
 def map(  # noqa: A001 - the command's name
     state: CliState,
@@ -279,9 +286,11 @@ def map(  # noqa: A001 - the command's name
     no_resume: bool,
     record: Path | None,
     timeout: float,
+    via: str | None,
 ) -> None:
     """Run SERVICE on every file in DIRECTORY; outputs into -o DIR (exit 1 if any failed)."""
-
+    if sync and via:
+        raise click.UsageError("--via is for async jobs: drop it or --sync")
     client = state.client()
     result = run_map(
         service,
@@ -296,6 +305,7 @@ def map(  # noqa: A001 - the command's name
         store=None if sync else state.store(),
         timeout=timeout,
         progress=state.progress,
+        via=via,
     )
     counts = result.counts()
     lines = [
