@@ -65,6 +65,17 @@ def _deploy(cluster, name, script, **extra):
     assert r.status_code == 201, r.text
 
 
+def service_token(cluster, name) -> str:
+    """The token of service ``name`` (what /run and /job take)."""
+    r = requests.get(
+        f"{cluster.endpoint}/system/services/{name}",
+        auth=(cluster.user, cluster.password),
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
 def _upload(cluster, name, keys):
     store = _s3(cluster)
 

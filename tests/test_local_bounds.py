@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_local_async import _deploy, _jobs, _s3  # the same helpers
+from test_local_async import _deploy, _jobs, _s3, service_token  # the same helpers
 from test_local_triggers import _upload_while_down
 
 from oscar_elyra.discovery import pid_alive
@@ -130,9 +130,7 @@ def test_a_disconnecting_sync_client_stops_its_script(two_slots, tmp_path):
     name = f"synchang-{uuid.uuid4().hex[:6]}"
     pidfile = tmp_path / "pid"
     _deploy(c, name, f'echo $$ > "{pidfile}"; sleep 600 & wait')
-    token = requests.get(
-        f"{c.endpoint}/system/services/{name}", auth=(c.user, c.password), timeout=30
-    ).json()["token"]
+    token = service_token(c, name)
     body = base64.b64encode(b"hi")
     host, port = c.endpoint.split("://", 1)[1].split(":")
     # a client that gives up once the script runs: it closes its connection
@@ -169,19 +167,12 @@ def test_kill_9_mid_job_then_restart_runs_each_script_once(tmp_path):
         until(
             "three jobs started", lambda: ledger.exists() and ledger.read_text().count("start") == 3
         )
-        token = requests.get(
-            f"{first.endpoint}/system/services/{slow}",
-            auth=(first.user, first.password),
-            timeout=30,
-        ).json()["token"]
+        token = service_token(first, slow)
         threading.Thread(
             target=lambda: _quiet_post(f"{first.endpoint}/run/{slow}", token), daemon=True
         ).start()
         orphan_sync = until("sync script started", lambda: _pids(sync_pid) and _pids(sync_pid)[0])
-        server = first.process
-        server.send_signal(signal.SIGKILL)  # kill -9 of the server alone
-        server.wait(30)
-        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+        _kill_9(first)
         (gates / "a").touch()  # job a ends while no cluster runs
         until("job a ended", lambda: ledger.read_text().count("end") == 1)
     finally:
@@ -249,10 +240,7 @@ def test_adopted_jobs_keep_their_time_limit_and_leave_nothing_running(tmp_path):
         _put(first, victim, "v2", b"two")
         until("v2 queued", lambda: "v2" in _records(first, victim))
         assert _records(first, victim)["v2"]["status"] == "Pending"
-        server = first.process
-        server.send_signal(signal.SIGKILL)  # kill -9 of the server alone
-        server.wait(30)
-        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+        _kill_9(first)
         os.killpg(os.getpgid(_pids(victim_pids)[0]), signal.SIGKILL)  # v1 dies meanwhile
         # and an upload whose event SeaweedFS loses: the restart lists the input paths once
         _upload_while_down(first, victim, "in/v3", flush=False)
@@ -337,6 +325,14 @@ def test_storage_death_stops_the_cluster_after_the_grace_and_marks_the_position(
         assert _records(c, "stuck")["s"]["status"] in ("Running", "Pending")
     finally:
         c.stop()
+
+
+def _kill_9(cluster: LocalCluster) -> None:
+    """``kill -9`` of the server alone; returns once its SeaweedFS child is gone too."""
+    server = cluster.process
+    server.send_signal(signal.SIGKILL)
+    server.wait(30)
+    until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
 
 
 def _quiet_post(url: str, token: str) -> None:
@@ -452,23 +448,16 @@ def test_restart_adopts_a_post_job_deleted_meanwhile_and_a_job_whose_service_is_
     try:
         _deploy(first, posted, f'echo $$ > "{pids["posted"]}"; sleep 600 & wait')
         _deploy(first, orphan, f'echo $$ > "{pids["orphan"]}"; sleep 600 & wait')
-        auth = (first.user, first.password)
-        token = requests.get(
-            f"{first.endpoint}/system/services/{posted}", auth=auth, timeout=30
-        ).json()["token"]
         r = requests.post(
             f"{first.endpoint}/job/{posted}",
             data=base64.b64encode(b"posted input"),
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {service_token(first, posted)}"},
             timeout=30,
         )
         assert r.status_code == 201, r.text
         _put(first, orphan, "o")
         until("both scripts started", lambda: all(_pids(p) for p in pids.values()))
-        server = first.process
-        server.send_signal(signal.SIGKILL)
-        server.wait(30)
-        until("SeaweedFS gone with its parent", lambda: not _group_alive(server.pid), timeout=30)
+        _kill_9(first)
     finally:
         first.process = None
     (data / "services" / f"{orphan}.json").unlink()  # its definition lost while down

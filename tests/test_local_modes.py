@@ -10,6 +10,7 @@ import time
 
 import requests
 from minio import Minio
+from test_local_async import service_token
 
 from oscar_elyra.local import LocalCluster
 
@@ -51,9 +52,7 @@ def test_existing_loose_data_dir_is_fixed_on_start(tmp_path):
         # what the cluster writes while it runs: service, job record and log, outputs
         cluster.deploy_examples()
         auth = (cluster.user, cluster.password)
-        token = requests.get(
-            f"{cluster.endpoint}/system/services/cowsay", auth=auth, timeout=30
-        ).json()["token"]
+        token = service_token(cluster, "cowsay")
         r = requests.post(
             f"{cluster.endpoint}/job/cowsay",
             data=b'{"message": "modes"}',
