@@ -181,4 +181,8 @@ async def _watchdog(weed: SeaweedFS, stop: asyncio.Event, owner: list[int]) -> N
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m`` runs this file as ``__main__``, a module of its own: run the real module's
+    # main(), so that its functions carry their own names (in logs, tracebacks, mutation runs)
+    from oscar_elyra.local.server import main as _main
+
+    sys.exit(_main())
