@@ -200,3 +200,5 @@ def test_cluster_stops_when_its_starter_is_killed(tmp_path):
             proc.kill()
     assert not _wait_no_procs(data, timeout=20)
     assert read_running(data) is None
+    log_text = (data / "logs" / "server.log").read_text()
+    assert f"the process that started the cluster (pid {proc.pid}) is gone; stopping" in log_text

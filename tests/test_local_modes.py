@@ -4,8 +4,12 @@ directory existed before with loose modes (fixed on start), and for what jobs wr
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import stat
+import subprocess
+import sys
 import time
 
 import requests
@@ -76,3 +80,35 @@ def test_existing_loose_data_dir_is_fixed_on_start(tmp_path):
             raise AssertionError(f"jobs did not finish: {jobs}")
         loose = [p for p in _loose(data) if not p.rsplit(" ", 1)[0].endswith(".vif")]
         assert loose == [], loose  # (SeaweedFS chmods its .vif files 0644 itself)
+
+
+def test_server_log_cluster_file_and_a_second_server(tmp_path):
+    """What the server says and leaves: its log lines (time, level, logger), cluster.json
+    while it runs (what clients read) and not after a stop; a second server on the same data
+    dir exits 3 naming the running one's pid."""
+    data = tmp_path / "cluster"
+    with LocalCluster(data, max_jobs=2, job_timeout=7) as cluster:
+        info = json.loads((data / "cluster.json").read_text())
+        endpoints = (cluster.endpoint, cluster.s3_endpoint)
+        assert info["pid"] == cluster.pid and info["endpoint"] == cluster.endpoint
+        assert info["s3_endpoint"] == cluster.s3_endpoint and info["user"] == cluster.user
+        assert (info["max_jobs"], info["job_timeout"], info["compat"]) == (2, 7.0, "embedded")
+        assert info["credentials_file"] == str(data / "credentials.json")
+        second = subprocess.run(
+            [sys.executable, "-m", "oscar_elyra.local.server", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 3, second.stderr
+        assert (
+            f"error: a cluster is already running from {data.resolve()} (pid {cluster.pid}); "
+            "stop it with 'oscar-elyra local down'"
+        ) in second.stderr
+    assert not (data / "cluster.json").exists()
+    lines = (data / "logs" / "server.log").read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO oscar_elyra\.local: "
+    started = "OSCAR API on {}, S3 on {}".format(*map(re.escape, endpoints))
+    assert any(re.fullmatch(stamp + started + ", max_jobs=2", line) for line in lines), lines
+    assert re.fullmatch(stamp + "stopped", lines[-1]), lines[-3:]
+    assert "Logging error" not in "\n".join(lines)

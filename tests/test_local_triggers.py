@@ -263,7 +263,8 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
 def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp_path, monkeypatch):
     """The listing after a crash: objects already under a path when the service got it (at
     its creation, or when an update added the path) stay processed; an upload the path's
-    filter leaves out makes no job; an empty object's job gets a MinIO event of size 0.
+    filter leaves out makes no job, nor does a folder marker (a key ending in "/"); an empty
+    object's job gets a MinIO event of size 0.
     With its position file lost, the restarted cluster still makes jobs of new uploads."""
     monkeypatch.setenv("OSCAR_ELYRA_EVENT_REPLAY", "1")
     c = LocalCluster(tmp_path / "data", max_jobs=2)
@@ -290,7 +291,7 @@ def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp
         assert _settle(c, name) == {}
         os.killpg(c.pid, signal.SIGKILL)
         c.wait()
-        more = {"more/skip.bin": b"filtered out", "in/empty.txt": b""}
+        more = {"more/skip.bin": b"filtered out", "in/empty.txt": b"", "in/folder/": b""}
         _upload_while_down(c, name, "more/new.txt", flush=False, more=more)
         c.start()
         expected = {"more/new.txt": 1, "in/empty.txt": 1}
