@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
 	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
 	# 4 workers on 2 cores: the tests wait on servers and subprocesses about half the time
-	$(BIN)/python -m pytest -n 4 -q
+	$(BIN)/python -m pytest -n 4 -q --durations=15
 
 # The property-based and API fuzz tests with many more cases than `make test` (long: about an
 # hour on 2 cores): 20,000 per hypothesis property, about 23,000 generated API requests.
