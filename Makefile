@@ -73,7 +73,7 @@ test-min: $(MIN_VENV)/.installed
 # survived / timeout per module and the score. MUTANTS selects a subset by mutant-name glob or
 # module, e.g. make mutate MUTANTS='oscar_elyra.local.jobs*' or MUTANTS='oscar_elyra.storage
 # oscar_elyra.auth'. `mutmut show NAME` shows a survivor. Delete mutants/ after changing [tool.mutmut].
-MUTATE_TIMEOUT ?= 1800
+MUTATE_TIMEOUT ?= 5400
 MUTATE_SAMPLE ?= 40
 MUTANTS ?=
 mutate: $(STAMP)

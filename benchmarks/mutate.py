@@ -332,7 +332,7 @@ def main() -> int:
     ap.add_argument("patterns", nargs="*", help="mutant-name globs or module names (default: all)")
     ap.add_argument("--sample", type=int, default=int(os.environ.get("MUTATE_SAMPLE", 40)))
     ap.add_argument("--max-children", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("MUTATE_TIMEOUT", 1800)))
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("MUTATE_TIMEOUT", 5400)))
     ap.add_argument("--report", action="store_true", help="print the results so far, run nothing")
     args = ap.parse_args()
     patterns = [p for arg in args.patterns for p in arg.split()]
