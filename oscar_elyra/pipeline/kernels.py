@@ -375,11 +375,11 @@ def kernel_manager(kernel_name: str) -> Any:
     # in the runtime folder, as Jupyter's servers name it (unset, jupyter_client would write
     # it to the system temp folder)
     runtime = jupyter_runtime_dir()
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
     km.connection_file = os.path.join(runtime, f"kernel-{km.kernel_id}.json")
     if os.name == "posix":
         ip = os.path.join(runtime, f"kernel-{km.kernel_id}-ipc")
         if len(os.fsencode(ip)) <= _IPC_PATH_MAX:
-            os.makedirs(os.path.dirname(ip), mode=0o700, exist_ok=True)
             km.transport = "ipc"
             km.ip = ip
     return km
