@@ -207,11 +207,17 @@ def test_killed_event_stream_restarts_without_loss_or_repeat(tc):
 
 
 def _upload_while_down(
-    c: LocalCluster, bucket: str, key: str, *, flush: bool, more: dict[str, bytes] | None = None
+    c: LocalCluster,
+    bucket: str,
+    key: str,
+    *,
+    flush: bool,
+    more: dict[str, bytes] | None = None,
+    drop: str | None = None,
 ) -> None:
     """Upload ``key`` (and the keys of ``more``) through SeaweedFS alone on the stopped
     cluster's data (``flush``: stop it cleanly, so its metadata log keeps the events; else
-    SIGKILL it: the events are lost)."""
+    SIGKILL it: the events are lost); remove the (empty) bucket ``drop``."""
     creds = load_credentials(c.data_dir, create=False)
     weed = SeaweedFS(
         c.data_dir / "s3",
@@ -222,6 +228,8 @@ def _upload_while_down(
     try:
         for k, data in {key: b"down", **(more or {})}.items():
             weed.minio().put_object(bucket, k, io.BytesIO(data), len(data))
+        if drop:
+            weed.minio().remove_bucket(drop)
         if not flush:
             weed.process.kill()
             weed.process.wait()
@@ -264,12 +272,13 @@ def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp
     """The listing after a crash: objects already under a path when the service got it (at
     its creation, or when an update added the path) stay processed; an upload the path's
     filter leaves out makes no job, nor does a folder marker (a key ending in "/"); an empty
-    object's job gets a MinIO event of size 0.
+    object's job gets a MinIO event of size 0; a service whose input bucket was removed is
+    named in a warning, and the others' listing goes on.
     With its position file lost, the restarted cluster still makes jobs of new uploads."""
     monkeypatch.setenv("OSCAR_ELYRA_EVENT_REPLAY", "1")
     c = LocalCluster(tmp_path / "data", max_jobs=2)
     c.start()
-    name = "crashlist"
+    name = "zz-crashlist"
     auth = (c.user, c.password)
     try:
         _s3(c).make_bucket(name)
@@ -289,13 +298,16 @@ def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp
         r = requests.put(f"{c.endpoint}/system/services", json=svc, auth=auth, timeout=60)
         assert r.status_code == 204, r.text
         assert _settle(c, name) == {}
+        gone = _service(c)  # listed first (services are listed by name): its failure is skipped
+        assert gone < name
         os.killpg(c.pid, signal.SIGKILL)
         c.wait()
         more = {"more/skip.bin": b"filtered out", "in/empty.txt": b"", "in/folder/": b""}
-        _upload_while_down(c, name, "more/new.txt", flush=False, more=more)
+        _upload_while_down(c, name, "more/new.txt", flush=False, more=more, drop=gone)
         c.start()
         expected = {"more/new.txt": 1, "in/empty.txt": 1}
         assert _settle(c, name) == expected
+        assert f"listing inputs of {gone} failed" in c.log_file.read_text(errors="replace")
         event = json.loads(_s3(c).get_object(name, "out/empty.txt.event").read())
         assert event["Records"][0]["s3"]["object"]["key"] == "in/empty.txt"
         assert event["Records"][0]["s3"]["object"]["size"] == 0
