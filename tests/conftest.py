@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from oscar_elyra.client import OscarClient
 from oscar_elyra.config import ClusterConfig
 from oscar_elyra.local import LocalCluster
-from oscar_elyra.local.weed import SeaweedFS
+from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS, remove_stale_sockets
 
 
 def pytest_configure(config):
@@ -60,6 +60,7 @@ def pytest_sessionfinish(session, exitstatus):
     if sync is not None:
         sync._cleanup_tmp()
     left = sorted(p.name for p in Path(tmp).iterdir() if not p.name.startswith("pytest-of-"))
+    left += _stale_weed_sockets(Path(tmp))
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
@@ -76,6 +77,18 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         os.environ["TMPDIR"] = old
     tempfile.tempdir = None
+
+
+def _stale_weed_sockets(tmp: Path) -> list[str]:
+    """The unix sockets (hard-coded in /tmp) of the suite's SeaweedFS servers that were killed
+    and never cleaned up: a ``ports.json`` is left in such a server's data dir. Removed."""
+    left = []
+    for record in tmp.rglob(PORTS_FILE):
+        before = set(Path("/tmp").glob("seaweedfs-*.sock"))
+        remove_stale_sockets(record.parent)
+        after = set(Path("/tmp").glob("seaweedfs-*.sock"))
+        left += sorted(f"{p} (of {record.parent})" for p in before - after)
+    return left
 
 
 def pytest_collection_modifyitems(items):

@@ -25,7 +25,7 @@ from minio import Minio
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.events import ObjectCreated, object_created
 from oscar_elyra.local.state import load_credentials
-from oscar_elyra.local.weed import SeaweedFS
+from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS
 
 WAIT = 60.0
 SENTINEL = "sentinel-"
@@ -257,7 +257,13 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         # the restarted cluster lists its input paths once and finds it
         os.killpg(c.pid, signal.SIGKILL)
         c.wait()
+        # SeaweedFS's unix sockets (hard-coded in /tmp) outlive a SIGKILL: the next start on
+        # the data dir removes them
+        ports = json.loads((c.data_dir / "s3" / PORTS_FILE).read_text())["ports"]
+        stale = [s for port in ports for s in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
+        assert len(stale) >= 5, stale
         _upload_while_down(c, name, "in/lost-event.txt", flush=False)
+        assert not [s for s in stale if s.exists()]
         c.start()
         expected = {"in/up.txt": 1, "in/down.txt": 1, "in/lost-event.txt": 1}
         assert _settle(c, name) == expected

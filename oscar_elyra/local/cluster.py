@@ -19,6 +19,7 @@ from oscar_elyra.local.examples import fdl_paths
 from oscar_elyra.local.jobs import COMPAT_MODES
 from oscar_elyra.local.procs import spawn, stop_pid, stop_process
 from oscar_elyra.local.state import load_credentials, restrict_modes
+from oscar_elyra.local.weed import remove_stale_sockets
 
 __all__ = ["LocalCluster", "stop_running"]
 
@@ -46,7 +47,9 @@ def stop_running(data_dir: Path | str | None = None, timeout: float = 20.0) -> i
     if not info or not pid_alive(info.get("pid")):
         return None
     pid = int(info["pid"])
-    return pid if stop_pid(pid, timeout) else None
+    stopped = stop_pid(pid, timeout)
+    remove_stale_sockets(data_dir / "s3")  # SeaweedFS's, if it had to be killed
+    return pid if stopped else None
 
 
 class LocalCluster:
@@ -188,6 +191,7 @@ class LocalCluster:
             return
         # the group also holds SeaweedFS: nothing is left after a crash of the server
         stop_process(proc, timeout, group=True)
+        remove_stale_sockets(self.data_dir / "s3")  # SeaweedFS's, if it was killed
         self.endpoint = None
 
     def detach(self) -> None:

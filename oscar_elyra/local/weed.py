@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -42,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
+from oscar_elyra.discovery import pid_alive
 from oscar_elyra.errors import ConfigError, StorageError
 from oscar_elyra.local.procs import die_with_parent, spawn, stop_process
 from oscar_elyra.local.state import UMASK
@@ -62,6 +64,8 @@ _PORT_FLAGS = [
 #: the maintenance worker dials the admin's gRPC at its HTTP port + 10000, whatever
 #: ``-admin.port.grpc`` says: that port is picked so
 _GRPC_OFFSET = 10000
+#: the ports of the last start, in the data dir (see remove_stale_sockets)
+PORTS_FILE = "ports.json"
 #: ``security.toml`` sections given the cluster's certificate (servers and their clients)
 GRPC_COMPONENTS = (
     "master",
@@ -122,6 +126,37 @@ def free_ports(n: int, with_offset: int = 0) -> list[int]:
         for s in socks:
             s.close()
     return ports
+
+
+def _unlink_sockets(ports) -> None:
+    for port in ports:
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            sock.unlink(missing_ok=True)
+
+
+def remove_stale_sockets(data_dir: str | Path, wait: float = 5.0) -> None:
+    """Remove the /tmp unix sockets of a ``weed mini`` of ``data_dir`` that was killed before
+    it could remove them (its pid and ports are recorded in the data dir): once that process
+    is gone (waiting up to ``wait`` s for a killed one to exit), except the sockets whose
+    port is listened on again (another server's socket of the same name)."""
+    record = Path(data_dir) / PORTS_FILE
+    try:
+        info = json.loads(record.read_text())
+        pid, ports = int(info["pid"]), [int(p) for p in info["ports"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return
+    deadline = time.monotonic() + wait
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return  # still running: its sockets are in use
+        time.sleep(0.05)
+    free = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                free.append(port)
+    _unlink_sockets(free)
+    record.unlink(missing_ok=True)
 
 
 def _cert_pair(directory: Path) -> tuple[Path, Path, Path]:
@@ -274,6 +309,7 @@ class SeaweedFS:
         weed = find_weed()
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
+        remove_stale_sockets(self.data_dir)
         write_security(self.data_dir)
         last = ""
         for _ in range(attempts):
@@ -308,6 +344,9 @@ class SeaweedFS:
                 preexec_fn=_restricted,
             )
             self.port = ports[0]
+            # for remove_stale_sockets() after a crash (a SIGKILL leaves the sockets in /tmp)
+            record = {"pid": self.process.pid, "ports": sorted(self.ports.values())}
+            (self.data_dir / PORTS_FILE).write_text(json.dumps(record))
             if self._wait_ready(timeout):
                 return self
             last = self._tail()
@@ -369,9 +408,8 @@ class SeaweedFS:
 
     def _remove_sockets(self) -> None:
         """Remove the unix sockets ``weed mini`` leaves in /tmp (their paths are hard-coded)."""
-        for port in self.ports.values():
-            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-                sock.unlink(missing_ok=True)
+        _unlink_sockets(self.ports.values())
+        (self.data_dir / PORTS_FILE).unlink(missing_ok=True)
         self.ports = {}
 
     def __enter__(self) -> SeaweedFS:
