@@ -24,8 +24,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
 	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
-	# 4 workers on 2 cores: the tests wait on servers and subprocesses about half the time
-	$(BIN)/python -m pytest -n 4 -q --durations=15
+	# 4 workers on 2 cores: the tests wait on servers and subprocesses about half the time;
+	# loadgroup: the tests of an xdist_group share one worker (and its module fixtures)
+	$(BIN)/python -m pytest -n 4 --dist loadgroup -q --durations=15
 
 # The property-based and API fuzz tests with many more cases than `make test` (long: about an
 # hour on 2 cores): 20,000 per hypothesis property, about 23,000 generated API requests.

@@ -50,18 +50,36 @@ def run_component(component, values, paths, env, cwd) -> subprocess.CompletedPro
     )
 
 
+#: ``python -m MODULE --help`` for each MODULE of argv, as ``-m`` runs it (runpy, as
+#: ``__main__``), in one interpreter: the output of each, then a separator line
+RUN_HELPS = """\
+import runpy, sys
+for name in sys.argv[1:]:
+    sys.argv = [name, "--help"]
+    try:
+        runpy.run_module(name, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        print(f"exit {exc.code or 0}")
+    print("=" * 8, flush=True)
+"""
+
+
 @pytest.mark.parametrize("package", ["oscar_elyra.palette", "oscar_elyra.components"])
 def test_entry_points_and_their_alias_run_with_python_m(package):
-    for name, yaml_file in COMPONENTS.items():
-        done = subprocess.run(
-            [sys.executable, "-m", f"{package}.{name}", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert f"usage: python -m oscar_elyra.palette.{name}" in done.stdout
-        assert yaml_file in done.stdout  # the module docstring names its YAML
+    names = list(COMPONENTS)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_HELPS, *(f"{package}.{n}" for n in names)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    helps = done.stdout.split("=" * 8 + "\n")
+    assert len(helps) == len(names) + 1 and helps[-1] == "", done.stdout
+    for name, text in zip(names, helps, strict=False):
+        assert text.endswith("exit 0\n"), text
+        assert f"usage: python -m oscar_elyra.palette.{name}" in text
+        assert COMPONENTS[name] in text  # the module docstring names its YAML
     listing = subprocess.run(
         [sys.executable, "-m", package], capture_output=True, text=True, timeout=60
     )

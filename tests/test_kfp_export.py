@@ -14,6 +14,9 @@ import yaml
 
 from oscar_elyra.elyra import COMPONENT_IMAGE, components_dir
 
+#: one worker runs this module (make test: --dist loadgroup): its export runs once
+pytestmark = pytest.mark.xdist_group("kfp_export")
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SECRET = "s3cr3t-not-for-kfp"

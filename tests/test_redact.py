@@ -97,10 +97,11 @@ def test_redact_data_walks_json_like_values():
 
 def test_register_secret_ignores_what_is_not_a_secret():
     before = set(registered_secrets())
-    for value in (None, "", "abc", 12345678, b"bytes-secret-xyz"):
+    # (a value no other test registers: the registry is the process's, whatever ran before)
+    for value in (None, "", "abc", 12345678, b"bytes-unregistered-7f3c"):
         register_secret(value)
     assert set(registered_secrets()) == before
-    assert redact("abc 12345678 bytes-secret-xyz") == "abc 12345678 bytes-secret-xyz"
+    assert redact("abc 12345678 bytes-unregistered-7f3c") == "abc 12345678 bytes-unregistered-7f3c"
     register_secret("Zq9Z")  # exactly the minimum length: registered
     assert redact("xZq9Zx") == "x***x"
     register_secret("Zq9Z")  # again: nothing changes
