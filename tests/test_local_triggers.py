@@ -260,7 +260,11 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         # SeaweedFS's unix sockets (hard-coded in /tmp) outlive a SIGKILL: the next start on
         # the data dir removes them
         ports = json.loads((c.data_dir / "s3" / PORTS_FILE).read_text())["ports"]
-        stale = [s for port in ports for s in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
+        names = (
+            f"seaweedfs-{f.replace('.port', '').replace('.', '-')}-{p}.sock"
+            for f, p in ports.items()
+        )
+        stale = [s for s in map(Path("/tmp").joinpath, names) if s.exists()]
         assert len(stale) >= 5, stale
         _upload_while_down(c, name, "in/lost-event.txt", flush=False)
         assert not [s for s in stale if s.exists()]

@@ -128,34 +128,43 @@ def free_ports(n: int, with_offset: int = 0) -> list[int]:
     return ports
 
 
-def _unlink_sockets(ports) -> None:
-    for port in ports:
-        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-            sock.unlink(missing_ok=True)
+def _listened(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _unlink_sockets(ports: dict[str, int]) -> None:
+    """Remove the /tmp unix sockets ``weed mini`` makes for these ports (``{flag: port}``,
+    e.g. ``filer.port.grpc`` -> ``seaweedfs-filer-grpc-<port>.sock``), except where the
+    port is listened on: then the socket is another server's, which got the port since
+    (only the socket of the same kind: a glob on the port alone once removed another live
+    server's socket when a start attempt lost a port race, and that server hung)."""
+    for flag, port in ports.items():
+        if not _listened(port):
+            kind = flag.replace(".port", "").replace(".", "-")
+            Path(f"/tmp/seaweedfs-{kind}-{port}.sock").unlink(missing_ok=True)
 
 
 def remove_stale_sockets(data_dir: str | Path, wait: float = 5.0) -> None:
     """Remove the /tmp unix sockets of a ``weed mini`` of ``data_dir`` that was killed before
-    it could remove them (its pid and ports are recorded in the data dir): once that process
-    is gone (waiting up to ``wait`` s for a killed one to exit), except the sockets whose
-    port is listened on again (another server's socket of the same name)."""
+    it could remove them (its pid and ports are recorded in the data dir), once that process
+    is gone: waiting up to ``wait`` s for a killed one to exit and close its ports (its
+    first thread shows as a zombie while the others still hold them)."""
     record = Path(data_dir) / PORTS_FILE
     try:
         info = json.loads(record.read_text())
-        pid, ports = int(info["pid"]), [int(p) for p in info["ports"]]
-    except (OSError, ValueError, TypeError, KeyError):
+        pid = int(info["pid"])
+        ports = {str(flag): int(port) for flag, port in info["ports"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return
     deadline = time.monotonic() + wait
     while pid_alive(pid):
         if time.monotonic() > deadline:
             return  # still running: its sockets are in use
         time.sleep(0.05)
-    free = []
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                free.append(port)
-    _unlink_sockets(free)
+    while any(map(_listened, ports.values())) and time.monotonic() < deadline:
+        time.sleep(0.05)  # closing; or a port another server got since (left to it)
+    _unlink_sockets(ports)
     record.unlink(missing_ok=True)
 
 
@@ -345,7 +354,7 @@ class SeaweedFS:
             )
             self.port = ports[0]
             # for remove_stale_sockets() after a crash (a SIGKILL leaves the sockets in /tmp)
-            record = {"pid": self.process.pid, "ports": sorted(self.ports.values())}
+            record = {"pid": self.process.pid, "ports": self.ports}
             (self.data_dir / PORTS_FILE).write_text(json.dumps(record))
             if self._wait_ready(timeout):
                 return self
@@ -408,7 +417,7 @@ class SeaweedFS:
 
     def _remove_sockets(self) -> None:
         """Remove the unix sockets ``weed mini`` leaves in /tmp (their paths are hard-coded)."""
-        _unlink_sockets(self.ports.values())
+        _unlink_sockets(self.ports)
         (self.data_dir / PORTS_FILE).unlink(missing_ok=True)
         self.ports = {}
 
