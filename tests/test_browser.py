@@ -40,7 +40,8 @@ if not CHROMIUM.exists():
     )
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
-pytestmark = pytest.mark.slow
+#: one worker runs this module (make test: --dist loadgroup): one Jupyter server and browser
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 LOAD = 90_000  # ms: first loads of JupyterLab and the pipeline editor on a busy machine
 
 

@@ -232,6 +232,7 @@ def _palette(server: subprocess.Popen, url: str, token: str, deadline: float) ->
     return categories
 
 
+@pytest.mark.slow
 def test_jupyter_server_start_creates_the_palette(tmp_path):
     """A Jupyter server started with fresh Jupyter dirs and no other command serves the OSCAR
     palette category with every component, and the catalog instance is stored."""

@@ -93,6 +93,7 @@ def env(cluster_env):
     return e
 
 
+@pytest.mark.slow
 def test_upload_sync_async_download_chain(env, tmp_path, cluster):
     folder = tmp_path / "digits"
     up = run_component(

@@ -87,6 +87,7 @@ def _files(root: Path, names: dict[str, str]) -> Path:
 # ----------------------------------------------------------------------------- 1
 
 
+@pytest.mark.slow
 def test_two_outputs_second_150mb_every_input_gets_both(client, store, tmp_path):
     """Done is when the job record says so, not when a first output stops changing."""
     name = _name("x-big")

@@ -118,6 +118,7 @@ fdl_docs = st.one_of(
 )
 
 
+@pytest.mark.slow
 @given(doc=fdl_docs, text=st.one_of(st.none(), st.text(max_size=200)))
 def test_fdl_loader(doc, text):
     with tempfile.TemporaryDirectory() as d:

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from minio import Minio
 
@@ -127,6 +128,7 @@ def test_200_uploads_exactly_200_jobs(cluster, oscar_schema):
     assert store.get_object(name, "out/f123.txt.out").read() == b"f123.txt"
 
 
+@pytest.mark.slow
 def test_restart_midway_processes_each_object_exactly_once(tmp_path):
     ledger = tmp_path / "ledger.txt"
     name = "restart-svc"

@@ -27,6 +27,9 @@ from oscar_elyra.local.events import ObjectCreated, object_created
 from oscar_elyra.local.state import load_credentials
 from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS
 
+#: one worker runs this module (make test: --dist loadgroup): its module cluster starts once
+pytestmark = pytest.mark.xdist_group("local_triggers")
+
 WAIT = 60.0
 SENTINEL = "sentinel-"
 
@@ -237,6 +240,7 @@ def _upload_while_down(
         weed.stop()
 
 
+@pytest.mark.slow
 def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeypatch):
     # 1 s replayed before the position (default 60 s, more than this test's downtime): the
     # upload made while the cluster was down is found only from the position
@@ -278,6 +282,7 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         c.stop()
 
 
+@pytest.mark.slow
 def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp_path, monkeypatch):
     """The listing after a crash: objects already under a path when the service got it (at
     its creation, or when an update added the path) stay processed; an upload the path's

@@ -186,6 +186,7 @@ def test_grpc_ports_require_the_cluster_certificate(s3):
             assert not got.startswith(b"\x00\x00"), f"{name} answered plaintext HTTP/2"
 
 
+@pytest.mark.slow
 def test_grpc_clients_without_the_certificate_see_nothing(s3, planted, fid, tmp_path):
     bucket, key, content = planted
     owner = _shell(s3, f"fs.ls /buckets/{bucket}/in\n", owner=True, cwd=tmp_path)

@@ -87,6 +87,7 @@ def _outputs(nb) -> str:
     return json.dumps([c.get("outputs", []) for c in nb.cells])
 
 
+@pytest.mark.slow
 def test_notebooks_run_as_a_chain(cluster, tmp_path, monkeypatch):
     base = {**cluster.env(), "ELYRA_RUN_NAME": f"nbtest-{uuid.uuid4().hex[:6]}"}
     base["OSCAR_ARTIFACTS_URI"] = "s3://notebooks-test/runs"

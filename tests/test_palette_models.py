@@ -259,6 +259,7 @@ def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_palette_add_deepaas_digits_then_run_a_pipeline(cluster_env, client, tmp_path, monkeypatch):
     """`palette add deepaas-digits`: Elyra and kfp accept it, its inputs are the model's
     arguments, and `oscar-elyra run` of upload -> model predicts the right digits."""
