@@ -148,6 +148,27 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     assert not _wait_no_procs(tmp_path / "busy")
 
 
+def test_a_start_after_a_crash_removes_the_crashed_servers_cluster_file(tmp_path):
+    """kill -9 leaves cluster.json naming a dead pid; the next start on the data dir removes
+    it at once, so a start that then fails (here: port in use) does not leave it behind."""
+    data = tmp_path / "crashed"
+    crashed = LocalCluster(data)
+    crashed.start()
+    try:
+        os.killpg(crashed.pid, signal.SIGKILL)
+        crashed.wait()
+        assert json.loads((data / "cluster.json").read_text())["pid"] == crashed.pid
+    finally:
+        crashed.stop()  # the process is gone: removes what SeaweedFS left in /tmp
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(OscarError, match=f"cannot listen on 127.0.0.1:{port}"):
+            LocalCluster(data, port=port).start()
+    assert not (data / "cluster.json").exists() and read_running(data) is None
+
+
 def test_missing_weed_binary_message(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
