@@ -24,9 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check oscar_elyra tests benchmarks
 	$(BIN)/ruff format --check --quiet oscar_elyra tests benchmarks
-	# 4 workers on 2 cores: the tests wait on servers and subprocesses about half the time;
-	# loadgroup: the tests of an xdist_group share one worker (and its module fixtures)
-	$(BIN)/python -m pytest -n 4 --dist loadgroup -q --durations=15
+	# 4 workers on 2 cores: the tests wait on servers and subprocesses about half the time.
+	# loadfile: a module's tests run on one worker (its module fixtures, e.g. a cluster, start
+	# once); modules are handed out in collection order, those with slow tests first (conftest)
+	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder -q --durations=15
 
 # The property-based and API fuzz tests with many more cases than `make test` (long: about an
 # hour on 2 cores): 20,000 per hypothesis property, about 23,000 generated API requests.

@@ -92,8 +92,9 @@ def _stale_weed_sockets(tmp: Path) -> list[str]:
 
 
 def pytest_collection_modifyitems(items):
-    """The tests marked ``slow`` run first (xdist hands tests out in this order: long ones
-    last would leave the other workers idle at the end); otherwise in collection order.
+    """The tests marked ``slow`` come first: ``make test`` hands whole modules to its workers
+    in this order (``--dist loadfile --no-loadscope-reorder``), so the long ones start at once
+    instead of keeping one worker busy while the others are idle at the end.
 
     `make mutate`: mutmut 3.7 (the last release that accepts elyra's click pin) reads the
     ``_nodeid`` attribute that pytest 9 no longer sets; its own order (fastest first) stays."""

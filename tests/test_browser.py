@@ -40,8 +40,7 @@ if not CHROMIUM.exists():
     )
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
-#: one worker runs this module (make test: --dist loadgroup): one Jupyter server and browser
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow
 LOAD = 90_000  # ms: first loads of JupyterLab and the pipeline editor on a busy machine
 
 

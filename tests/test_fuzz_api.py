@@ -23,9 +23,6 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from oscar_elyra.local import LocalCluster
 
-#: one worker runs this module (make test: --dist loadgroup): its cluster starts once
-pytestmark = pytest.mark.xdist_group("fuzz_api")
-
 #: the operations the embedded cluster implements (the others answer 404 by design)
 IMPLEMENTED = {
     ("GET", "/health"),

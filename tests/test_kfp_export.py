@@ -14,8 +14,7 @@ import yaml
 
 from oscar_elyra.elyra import COMPONENT_IMAGE, components_dir
 
-#: one worker runs this module (make test: --dist loadgroup): its export runs once
-pytestmark = pytest.mark.xdist_group("kfp_export")
+pytestmark = pytest.mark.slow  # the export (three Elyra CLI runs) takes a while
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

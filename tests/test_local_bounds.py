@@ -29,9 +29,6 @@ from test_local_triggers import _upload_while_down
 from oscar_elyra.discovery import pid_alive
 from oscar_elyra.local import LocalCluster
 
-#: one worker runs this module (make test: --dist loadgroup): its module cluster starts once
-pytestmark = pytest.mark.xdist_group("local_bounds")
-
 
 def _put(cluster, name, key, data=b"x"):
     _s3(cluster).put_object(name, f"in/{key}", io.BytesIO(data), len(data))

@@ -27,9 +27,6 @@ from oscar_elyra.local.events import ObjectCreated, object_created
 from oscar_elyra.local.state import load_credentials
 from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS
 
-#: one worker runs this module (make test: --dist loadgroup): its module cluster starts once
-pytestmark = pytest.mark.xdist_group("local_triggers")
-
 WAIT = 60.0
 SENTINEL = "sentinel-"
 
