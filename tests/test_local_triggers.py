@@ -314,10 +314,11 @@ def test_crash_listing_makes_jobs_only_for_new_objects_that_pass_the_filters(tmp
         assert gone < name
         os.killpg(c.pid, signal.SIGKILL)
         c.wait()
-        more = {"more/skip.bin": b"filtered out", "in/empty.txt": b"", "in/folder/": b""}
+        # (in/zz.txt lists after the folder marker: the listing goes on past a marker)
+        more = {"more/skip.bin": b"x", "in/empty.txt": b"", "in/folder/": b"", "in/zz.txt": b"z"}
         _upload_while_down(c, name, "more/new.txt", flush=False, more=more, drop=gone)
         c.start()
-        expected = {"more/new.txt": 1, "in/empty.txt": 1}
+        expected = {"more/new.txt": 1, "in/empty.txt": 1, "in/zz.txt": 1}
         assert _settle(c, name) == expected
         assert f"listing inputs of {gone} failed" in c.log_file.read_text(errors="replace")
         event = json.loads(_s3(c).get_object(name, "out/empty.txt.event").read())
