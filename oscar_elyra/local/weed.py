@@ -25,6 +25,7 @@ the 0700 data dir and found through ``-config_dir``):
 from __future__ import annotations
 
 import datetime
+import errno
 import ipaddress
 import json
 import os
@@ -129,8 +130,14 @@ def free_ports(n: int, with_offset: int = 0) -> list[int]:
 
 
 def _listened(port: int) -> bool:
+    """Whether a server may listen on 127.0.0.1:``port``: anything but a refused connection
+    within 0.5 s (e.g. no answer from a full backlog while a server stops) counts as yes."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        s.settimeout(0.5)
+        try:
+            return s.connect_ex(("127.0.0.1", port)) != errno.ECONNREFUSED
+        except OSError:
+            return True
 
 
 def _unlink_sockets(ports: dict[str, int]) -> None:
