@@ -93,8 +93,11 @@ def test_up_detach_status_down(tmp_path):
 
 def test_up_foreground_stops_on_ctrl_c(tmp_path):
     data = tmp_path / "fg"
+    # Ctrl-C as in a terminal, even when this test runs with SIGINT ignored (a background job:
+    # its children inherit the ignored SIGINT, and Python then installs no handler for it)
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     proc = subprocess.Popen(
-        [*CLI, "local", "up", "--data-dir", str(data)],
+        [sys.executable, "-c", code + CLI[2], "local", "up", "--data-dir", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
