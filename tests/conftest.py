@@ -82,13 +82,11 @@ def pytest_sessionfinish(session, exitstatus):
 def _stale_weed_sockets(tmp: Path) -> list[str]:
     """The unix sockets (hard-coded in /tmp) of the suite's SeaweedFS servers that were killed
     and never cleaned up: a ``ports.json`` is left in such a server's data dir. Removed."""
-    left = []
-    for record in tmp.rglob(PORTS_FILE):
-        before = set(Path("/tmp").glob("seaweedfs-*.sock"))
-        remove_stale_sockets(record.parent)
-        after = set(Path("/tmp").glob("seaweedfs-*.sock"))
-        left += sorted(f"{p} (of {record.parent})" for p in before - after)
-    return left
+    return [
+        f"{sock} (of {record.parent})"
+        for record in tmp.rglob(PORTS_FILE)
+        for sock in remove_stale_sockets(record.parent)
+    ]
 
 
 def pytest_collection_modifyitems(items):

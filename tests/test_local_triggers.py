@@ -25,7 +25,7 @@ from minio import Minio
 from oscar_elyra.local import LocalCluster
 from oscar_elyra.local.events import ObjectCreated, object_created
 from oscar_elyra.local.state import load_credentials
-from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS
+from oscar_elyra.local.weed import PORTS_FILE, SeaweedFS, socket_paths
 
 WAIT = 60.0
 SENTINEL = "sentinel-"
@@ -261,11 +261,7 @@ def test_upload_while_cluster_down_makes_one_job_after_restart(tmp_path, monkeyp
         # SeaweedFS's unix sockets (hard-coded in /tmp) outlive a SIGKILL: the next start on
         # the data dir removes them
         ports = json.loads((c.data_dir / "s3" / PORTS_FILE).read_text())["ports"]
-        names = (
-            f"seaweedfs-{f.replace('.port', '').replace('.', '-')}-{p}.sock"
-            for f, p in ports.items()
-        )
-        stale = [s for s in map(Path("/tmp").joinpath, names) if s.exists()]
+        stale = [s for s in socket_paths(ports).values() if s.exists()]
         assert len(stale) >= 5, stale
         _upload_while_down(c, name, "in/lost-event.txt", flush=False)
         assert not [s for s in stale if s.exists()]

@@ -140,39 +140,52 @@ def _listened(port: int) -> bool:
             return True
 
 
-def _unlink_sockets(ports: dict[str, int]) -> None:
-    """Remove the /tmp unix sockets ``weed mini`` makes for these ports (``{flag: port}``,
-    e.g. ``filer.port.grpc`` -> ``seaweedfs-filer-grpc-<port>.sock``), except where the
-    port is listened on: then the socket is another server's, which got the port since
-    (only the socket of the same kind: a glob on the port alone once removed another live
-    server's socket when a start attempt lost a port race, and that server hung)."""
-    for flag, port in ports.items():
-        if not _listened(port):
-            kind = flag.replace(".port", "").replace(".", "-")
-            Path(f"/tmp/seaweedfs-{kind}-{port}.sock").unlink(missing_ok=True)
+def socket_paths(ports: dict[str, int]) -> dict[int, Path]:
+    """The /tmp unix socket ``weed mini`` makes for each port of ``{flag: port}``, by port
+    (``filer.port.grpc`` -> ``/tmp/seaweedfs-filer-grpc-<port>.sock``)."""
+    return {
+        port: Path(f"/tmp/seaweedfs-{flag.replace('.port', '').replace('.', '-')}-{port}.sock")
+        for flag, port in ports.items()
+    }
 
 
-def remove_stale_sockets(data_dir: str | Path, wait: float = 5.0) -> None:
+def _unlink_sockets(ports: dict[str, int]) -> list[Path]:
+    """Remove the unix sockets of these ports (:func:`socket_paths`) and return those that
+    were there, except where the port is listened on: then the socket is another server's,
+    which got the port since (only the socket of the same kind: a glob on the port alone once
+    removed another live server's socket when a start attempt lost a port race, and that
+    server hung)."""
+    removed = []
+    for port, path in socket_paths(ports).items():
+        if path.exists() and not _listened(port):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def remove_stale_sockets(data_dir: str | Path, wait: float = 5.0) -> list[Path]:
     """Remove the /tmp unix sockets of a ``weed mini`` of ``data_dir`` that was killed before
     it could remove them (its pid and ports are recorded in the data dir), once that process
     is gone: waiting up to ``wait`` s for a killed one to exit and close its ports (its
-    first thread shows as a zombie while the others still hold them)."""
+    first thread shows as a zombie while the others still hold them). Returns the sockets
+    removed."""
     record = Path(data_dir) / PORTS_FILE
     try:
         info = json.loads(record.read_text())
         pid = int(info["pid"])
         ports = {str(flag): int(port) for flag, port in info["ports"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return
+        return []
     deadline = time.monotonic() + wait
     while pid_alive(pid):
         if time.monotonic() > deadline:
-            return  # still running: its sockets are in use
+            return []  # still running: its sockets are in use
         time.sleep(0.05)
     while any(map(_listened, ports.values())) and time.monotonic() < deadline:
         time.sleep(0.05)  # closing; or a port another server got since (left to it)
-    _unlink_sockets(ports)
+    removed = _unlink_sockets(ports)
     record.unlink(missing_ok=True)
+    return removed
 
 
 def _cert_pair(directory: Path) -> tuple[Path, Path, Path]:
